@@ -1,0 +1,77 @@
+# Everything a fresh machine needs is installed or built here and cached under .cache/ (gitignored).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+include test/cluster/tools/versions.env
+
+CACHE      := $(CURDIR)/.cache
+BIN        := $(CACHE)/bin
+TOOLS_DIR  := test/cluster/tools
+NODE_BIN   := node_modules/.bin
+export GOTOOLCHAIN := local
+export GOFLAGS     := -buildvcs=false
+export npm_config_update_notifier := false
+export npm_config_fund := false
+export npm_config_audit := false
+
+BINARIES   := $(BIN)/kube-apiserver-$(KUBERNETES) $(BIN)/kubectl-$(KUBERNETES) $(BIN)/etcd-$(ETCD) $(BIN)/helm-$(HELM)
+VELERO_CRDS := $(CACHE)/crds/velero-$(VELERO)
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+# --- dependencies --------------------------------------------------------------------------
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+.PHONY: deps
+deps: node_modules/.package-lock.json ## npm packages (npm ci)
+
+$(BIN)/kube-apiserver-$(KUBERNETES) $(BIN)/kubectl-$(KUBERNETES) $(BIN)/etcd-$(ETCD) $(BIN)/helm-$(HELM): $(TOOLS_DIR)/go.mod $(TOOLS_DIR)/versions.env
+	@$(TOOLS_DIR)/build $(firstword $(subst -v, ,$(notdir $@))) $(BIN) >/dev/null
+
+$(VELERO_CRDS):
+	@echo "fetching Velero $(VELERO) CRDs from the Go module proxy ..."
+	@dir=$$(cd $(TOOLS_DIR) && go mod download -json github.com/vmware-tanzu/velero@$(VELERO) | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("Dir") or sys.exit("go mod download: " + d.get("Error", "no Dir")))'); \
+	  mkdir -p $@.tmp && cp "$$dir"/config/crd/v1/bases/*.yaml $@.tmp/ && chmod 0644 $@.tmp/*.yaml && mv $@.tmp $@
+
+.PHONY: tools
+tools: $(BINARIES) $(VELERO_CRDS) ## build kube-apiserver, kubectl, etcd, helm (cached) and fetch the Velero CRDs
+
+.PHONY: pin
+pin: ## rewrite test/cluster/tools/go.mod to the versions in versions.env
+	$(TOOLS_DIR)/pin
+
+# --- build, lint, test ------------------------------------------------------------------------
+.PHONY: build
+build: deps ## compile TypeScript to dist/
+	$(NODE_BIN)/tsc -p tsconfig.build.json
+
+.PHONY: lint
+lint: deps ## eslint, no warnings allowed
+	$(NODE_BIN)/eslint --max-warnings 0 .
+
+.PHONY: typecheck
+typecheck: deps ## tsc --noEmit over src and tests
+	$(NODE_BIN)/tsc -p tsconfig.json --noEmit
+
+.PHONY: test
+test: deps tools lint typecheck build ## everything: deps, tools, lint, typecheck, unit and integration tests
+	@mkdir -p $(CACHE)
+	$(NODE_BIN)/vitest run --reporter=default --reporter=json --outputFile.json=$(CACHE)/vitest-results.json
+	@node test/summary.mjs $(CACHE)/vitest-results.json
+
+.PHONY: test-unit
+test-unit: deps ## unit tests only (no control plane)
+	$(NODE_BIN)/vitest run --project unit
+
+.PHONY: cluster
+cluster: deps tools build ## run a local control plane in the foreground and print its kubeconfig
+	node dist/test/cluster/main.js
+
+.PHONY: clean
+clean: ## remove build output (keeps the tool cache)
+	rm -rf dist coverage

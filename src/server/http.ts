@@ -1,0 +1,116 @@
+import http from "node:http";
+import https from "node:https";
+import type { AddressInfo, Socket } from "node:net";
+import { once } from "node:events";
+
+/** controller-runtime's cap for an AdmissionReview: two 3 MB objects plus 1 MB of envelope. */
+export const MAX_REQUEST_BODY_BYTES = 7 * 1024 * 1024;
+/** Above the 90 s idle timeout of the apiserver's Go client, so we never close a connection it is about to reuse. */
+export const KEEP_ALIVE_TIMEOUT_MS = 95_000;
+/** Node requires headersTimeout above keepAliveTimeout, or idle sockets are cut with a 408. */
+export const HEADERS_TIMEOUT_MS = 100_000;
+/** A whole request (headers and body) must arrive within this. */
+export const REQUEST_TIMEOUT_MS = 120_000;
+
+export interface TlsMaterial {
+  cert: string | Buffer;
+  key: string | Buffer;
+  ca?: string | Buffer;
+}
+
+export interface ListenOptions {
+  handler: http.RequestListener;
+  port: number;
+  /** Everything binds to loopback unless told otherwise (the chart passes 0.0.0.0 inside the pod). */
+  host?: string;
+  tls?: TlsMaterial;
+}
+
+export interface RunningServer {
+  readonly server: http.Server;
+  readonly port: number;
+  readonly url: string;
+  /** Requests being served right now. */
+  inFlight(): number;
+  /** Swap certificate and key for new connections; open connections keep theirs. */
+  setTls(tls: TlsMaterial): void;
+  /**
+   * Stop accepting, let in-flight requests finish (their connections then close), close idle
+   * keep-alive connections at once, and cut whatever is left after `graceMs`.
+   */
+  close(graceMs: number): Promise<void>;
+}
+
+export async function listen(options: ListenOptions): Promise<RunningServer> {
+  const host = options.host ?? "127.0.0.1";
+  const serverOptions: http.ServerOptions = {
+    keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+    headersTimeout: HEADERS_TIMEOUT_MS,
+    requestTimeout: REQUEST_TIMEOUT_MS,
+  };
+  const server = options.tls
+    ? https.createServer({ ...serverOptions, ...tlsOptions(options.tls) }, options.handler)
+    : http.createServer(serverOptions, options.handler);
+  // createServer's options do not set keepAliveTimeout on every Node 20 release; set both explicitly.
+  server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+  server.headersTimeout = HEADERS_TIMEOUT_MS;
+
+  const busy = new Map<Socket, number>();
+  const responses = new Set<http.ServerResponse>();
+  let closing = false;
+  // Tell the client this connection ends with the response, so it does not reuse it and see an EOF.
+  const markLast = (res: http.ServerResponse) => {
+    if (!res.headersSent) res.setHeader("connection", "close");
+  };
+  // A TLS server's requests carry the TLS socket, reported on "secureConnection", not the raw one.
+  server.on(options.tls ? "secureConnection" : "connection", (socket: Socket) => {
+    busy.set(socket, 0);
+    socket.once("close", () => busy.delete(socket));
+  });
+  server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const socket = req.socket;
+    busy.set(socket, (busy.get(socket) ?? 0) + 1);
+    responses.add(res);
+    if (closing) markLast(res);
+    res.once("close", () => {
+      responses.delete(res);
+      const left = (busy.get(socket) ?? 1) - 1;
+      busy.set(socket, left);
+      if (closing && left === 0) socket.destroySoon();
+    });
+  });
+
+  server.listen(options.port, host);
+  await once(server, "listening");
+  const port = (server.address() as AddressInfo).port;
+  const scheme = options.tls ? "https" : "http";
+  const urlHost = host.includes(":") ? `[${host}]` : host;
+
+  return {
+    server,
+    port,
+    url: `${scheme}://${urlHost}:${port}`,
+    inFlight: () => [...busy.values()].reduce((sum, n) => sum + n, 0),
+    setTls(tls) {
+      if (!(server instanceof https.Server)) throw new Error("setTls on a plain-HTTP server");
+      server.setSecureContext(tlsOptions(tls));
+    },
+    async close(graceMs) {
+      if (!server.listening) return;
+      closing = true;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const res of responses) markLast(res);
+      for (const [socket, n] of busy) if (n === 0) socket.destroySoon();
+      const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+      try {
+        await closed;
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  };
+}
+
+function tlsOptions(tls: TlsMaterial): https.ServerOptions {
+  return { cert: tls.cert, key: tls.key, ...(tls.ca ? { ca: tls.ca } : {}), minVersion: "TLSv1.2" };
+}

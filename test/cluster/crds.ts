@@ -1,0 +1,25 @@
+import { readdirSync, readFileSync } from "node:fs";
+import path from "node:path";
+import type { KubeConfig } from "@kubernetes/client-node";
+import { applyObjects, parseManifests, waitForCrdsEstablished } from "../../src/kube/apply.js";
+import { veleroCrdDir } from "./binaries.js";
+
+/** Applies every CRD in the given YAML files and waits until they are served. Returns the CRD names. */
+export async function installCrdFiles(kc: KubeConfig, files: string[]): Promise<string[]> {
+  const objects = files.flatMap((file) => parseManifests(readFileSync(file, "utf8"), file));
+  const crds = objects.filter((o) => o.kind === "CustomResourceDefinition");
+  await applyObjects(kc, crds);
+  const names = crds.map((crd) => crd.metadata!.name!);
+  await waitForCrdsEstablished(kc, names);
+  return names;
+}
+
+/** The upstream Velero CRDs at the pinned Velero version. */
+export async function installVeleroCrds(kc: KubeConfig): Promise<string[]> {
+  const dir = veleroCrdDir();
+  const files = readdirSync(dir)
+    .filter((name) => name.endsWith(".yaml"))
+    .sort()
+    .map((name) => path.join(dir, name));
+  return installCrdFiles(kc, files);
+}

@@ -1,0 +1,25 @@
+// `make cluster`: a local control plane in the foreground for manual use, until Ctrl-C.
+import { startControlPlane } from "./controlPlane.js";
+import { installVeleroCrds } from "./crds.js";
+import { toolPath } from "./binaries.js";
+
+const plane = await startControlPlane({ log: (line) => console.error(`[cluster] ${line}`) });
+await installVeleroCrds(plane.kubeConfig);
+console.log(`kube-apiserver: ${plane.url}`);
+console.log(`kubeconfig:     ${plane.kubeconfigPath}`);
+console.log(`try:            ${toolPath("kubectl")} --kubeconfig ${plane.kubeconfigPath} get crds`);
+console.log(`                ${toolPath("helm")} --kubeconfig ${plane.kubeconfigPath} list -A`);
+console.log("Ctrl-C stops it and removes its files.");
+
+let stopping = false;
+const stop = () => {
+  if (stopping) return;
+  stopping = true;
+  console.error("[cluster] stopping");
+  plane.stop().then(
+    () => process.exit(0),
+    () => process.exit(1),
+  );
+};
+process.on("SIGINT", stop);
+process.on("SIGTERM", stop);
