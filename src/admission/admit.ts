@@ -1,0 +1,48 @@
+import type { ClusterState } from "./state.js";
+import type { AdmissionRequest, AdmissionReview, AdmissionReviewResponse, AdmissionResponse } from "./review.js";
+import { formatWarnings } from "./warnings.js";
+import { diffPatch, encodePatch } from "./patch.js";
+import { decidePod } from "../pods/decide.js";
+import type { Pod } from "../pods/pod.js";
+
+/** What a decision says, before it is encoded as an AdmissionResponse. */
+export interface Verdict {
+  allowed: boolean;
+  /** The object as it should be stored; a patch is computed against the request's object. */
+  mutated?: unknown;
+  warnings: string[];
+  denial?: { code: number; message: string; reason?: string };
+}
+
+export function admitPod(request: AdmissionRequest, state: ClusterState): Verdict {
+  if (request.operation !== "CREATE" || request.subResource) return { allowed: true, warnings: [] };
+  const pod = request.object as Pod | undefined;
+  if (!pod || typeof pod !== "object") return { allowed: true, warnings: ["request carries no pod object; admitted unchanged"] };
+  const namespace = request.namespace ?? pod.metadata?.namespace ?? "default";
+  const decision = decidePod(pod, namespace, state);
+  return { allowed: true, mutated: decision.pod, warnings: decision.warnings };
+}
+
+export function encodeResponse(review: AdmissionReview, verdict: Verdict): AdmissionReviewResponse {
+  const response: AdmissionResponse = { uid: review.request.uid, allowed: verdict.allowed };
+  if (verdict.allowed && verdict.mutated !== undefined && verdict.mutated !== review.request.object) {
+    const operations = diffPatch(review.request.object, verdict.mutated);
+    if (operations.length > 0) {
+      response.patchType = "JSONPatch";
+      response.patch = encodePatch(operations);
+    }
+  }
+  if (verdict.warnings.length > 0) response.warnings = formatWarnings(verdict.warnings);
+  if (!verdict.allowed && verdict.denial) response.status = verdict.denial;
+  return { apiVersion: review.apiVersion, kind: "AdmissionReview", response };
+}
+
+function isPodRequest(request: AdmissionRequest): boolean {
+  return request.kind.group === "" && request.kind.kind === "Pod";
+}
+
+/** The one entry point: any AdmissionReview and a state snapshot in, the AdmissionReview response out. */
+export function admit(review: AdmissionReview, state: ClusterState): AdmissionReviewResponse {
+  const verdict: Verdict = isPodRequest(review.request) ? admitPod(review.request, state) : { allowed: true, warnings: [] };
+  return encodeResponse(review, verdict);
+}
