@@ -2,6 +2,10 @@
 import { readFileSync, realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Command } from "commander";
+import { registerCrds } from "./commands/crds.js";
+import { registerExplain } from "./commands/explain.js";
+import { registerReview } from "./commands/review.js";
+import { registerWebhook } from "./commands/webhook.js";
 
 /** package.json sits two levels above the built file (dist/src/cli.js) and one above the source. */
 function packageVersion(): string {
@@ -25,6 +29,10 @@ export function buildProgram(): Command {
     .version(packageVersion(), "-V, --version", "print the version and exit")
     .showHelpAfterError()
     .configureHelp({ sortSubcommands: true });
+  registerWebhook(program);
+  registerReview(program);
+  registerExplain(program);
+  registerCrds(program);
   return program;
 }
 

@@ -1,5 +1,6 @@
-import { ApiextensionsV1Api, KubernetesObjectApi, PatchStrategy, type KubeConfig, type KubernetesObject } from "@kubernetes/client-node";
+import { ApiextensionsV1Api, type KubeConfig, type KubernetesObject } from "@kubernetes/client-node";
 import { parseAllDocuments } from "yaml";
+import { kubeRequest } from "./request.js";
 
 export const FIELD_MANAGER = "app-snapshots";
 
@@ -16,14 +17,39 @@ export function parseManifests(text: string, source = "input"): KubernetesObject
   });
 }
 
-/** Server-side apply, in order, with our field manager. */
+interface ApiResource {
+  name: string;
+  kind: string;
+  namespaced: boolean;
+}
+
+/** The REST path of an object, found through discovery (cached per group/version). */
+async function objectPath(kc: KubeConfig, object: KubernetesObject, cache: Map<string, ApiResource[]>): Promise<string> {
+  const apiVersion = object.apiVersion!;
+  const base = apiVersion.includes("/") ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
+  let resources = cache.get(apiVersion);
+  if (!resources) {
+    resources = ((await kubeRequest(kc, "GET", base)).body as { resources: ApiResource[] }).resources;
+    cache.set(apiVersion, resources);
+  }
+  const resource = resources.find((r) => r.kind === object.kind && !r.name.includes("/"));
+  if (!resource) throw new Error(`the apiserver does not serve ${object.kind} in ${apiVersion}`);
+  const name = encodeURIComponent(object.metadata!.name!);
+  const namespace = object.metadata?.namespace ?? "default";
+  return resource.namespaced ? `${base}/namespaces/${encodeURIComponent(namespace)}/${resource.name}/${name}` : `${base}/${resource.name}/${name}`;
+}
+
+/**
+ * Server-side apply, in order, with our field manager. Raw JSON on purpose: the typed client's
+ * serializer silently drops CRD schema fields such as `default` and `x-kubernetes-validations`.
+ */
 export async function applyObjects(kc: KubeConfig, objects: KubernetesObject[], options: { dryRun?: boolean } = {}): Promise<KubernetesObject[]> {
-  const client = KubernetesObjectApi.makeApiClient(kc);
+  const cache = new Map<string, ApiResource[]>();
   const applied: KubernetesObject[] = [];
   for (const object of objects) {
-    applied.push(
-      await client.patch(object, undefined, options.dryRun ? "All" : undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply),
-    );
+    const query = `?fieldManager=${FIELD_MANAGER}&force=true${options.dryRun ? "&dryRun=All" : ""}`;
+    const path = (await objectPath(kc, object, cache)) + query;
+    applied.push((await kubeRequest(kc, "PATCH", path, object, "application/apply-patch+yaml")).body as KubernetesObject);
   }
   return applied;
 }

@@ -1,6 +1,6 @@
 import type { TestProject } from "vitest/node";
 import { startControlPlane } from "./controlPlane.js";
-import { installVeleroCrds } from "./crds.js";
+import { installAppSnapshotsCrds, installVeleroCrds } from "./crds.js";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -13,7 +13,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const plane = await startControlPlane({ log: (line) => console.log(`[cluster] ${line}`) });
   try {
     const crds = await installVeleroCrds(plane.kubeConfig);
-    console.log(`[cluster] installed ${crds.length} Velero CRDs`);
+    const ours = await installAppSnapshotsCrds(plane.kubeConfig);
+    console.log(`[cluster] installed ${crds.length} Velero CRDs and ${ours.length} app-snapshots CRDs`);
   } catch (err) {
     await plane.stop();
     throw err;

@@ -1,10 +1,11 @@
 // `make cluster`: a local control plane in the foreground for manual use, until Ctrl-C.
 import { startControlPlane } from "./controlPlane.js";
-import { installVeleroCrds } from "./crds.js";
+import { installAppSnapshotsCrds, installVeleroCrds } from "./crds.js";
 import { toolPath } from "./binaries.js";
 
 const plane = await startControlPlane({ log: (line) => console.error(`[cluster] ${line}`) });
 await installVeleroCrds(plane.kubeConfig);
+await installAppSnapshotsCrds(plane.kubeConfig);
 console.log(`kube-apiserver: ${plane.url}`);
 console.log(`kubeconfig:     ${plane.kubeconfigPath}`);
 console.log(`try:            ${toolPath("kubectl")} --kubeconfig ${plane.kubeconfigPath} get crds`);

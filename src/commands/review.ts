@@ -1,0 +1,38 @@
+import type { Command } from "commander";
+import { admit } from "../admission/admit.js";
+import { parseAdmissionReview } from "../admission/review.js";
+import { loadStateFiles, readInput } from "./stateFiles.js";
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+export function registerReview(program: Command): void {
+  program
+    .command("review")
+    .description("print the AdmissionReview response app-snapshots gives for the AdmissionReview on stdin")
+    .option("--state <file>", "YAML of the cluster objects the decision needs (policies, namespaces); repeatable", collect, [])
+    .option("--namespace <name>", "the webhook's own namespace (its pods are never mutated)")
+    .option("-f, --file <file>", "read the AdmissionReview from this file instead of stdin", "-")
+    .action((options: { state: string[]; namespace?: string; file: string }) => {
+      let body: unknown;
+      try {
+        body = JSON.parse(readInput(options.file));
+      } catch (err) {
+        fail(`input is not JSON: ${(err as Error).message}`);
+      }
+      const parsed = parseAdmissionReview(body);
+      if ("error" in parsed) fail(parsed.error);
+      let state;
+      try {
+        state = loadStateFiles(options.state, options.namespace);
+      } catch (err) {
+        fail((err as Error).message);
+      }
+      for (const problem of state.problems) process.stderr.write(`warning: ${problem}\n`);
+      process.stdout.write(`${JSON.stringify(admit(parsed.review, state), null, 2)}\n`);
+    });
+}
+
+function fail(message: string): never {
+  process.stderr.write(`app-snapshots review: ${message}\n`);
+  process.exit(2);
+}

@@ -1,0 +1,65 @@
+import { KubeConfig } from "@kubernetes/client-node";
+import type { Command } from "commander";
+import { admissionApp } from "../admission/server.js";
+import { createAdmissionMetrics } from "../admission/metrics.js";
+import { InformedState } from "../kube/informedState.js";
+import { serveHealth } from "../server/health.js";
+import { listen, type RunningServer } from "../server/http.js";
+import { Lifecycle } from "../server/lifecycle.js";
+import { createLogger } from "../server/logger.js";
+import { createMetricsRegistry } from "../server/metrics.js";
+import { readTlsFiles, watchTlsFiles } from "../server/tlsFiles.js";
+
+interface WebhookOptions {
+  tlsCert: string;
+  tlsKey: string;
+  host: string;
+  port: string;
+  healthPort: string;
+  kubeconfig?: string;
+  namespace?: string;
+  drainDelay: string;
+}
+
+export function registerWebhook(program: Command): void {
+  program
+    .command("webhook")
+    .description("serve the admission webhooks (POST /mutate/pods) over HTTPS, with state from the cluster")
+    .requiredOption("--tls-cert <file>", "serving certificate (PEM); reloaded when it changes")
+    .requiredOption("--tls-key <file>", "serving key (PEM); reloaded when it changes")
+    .option("--host <address>", "address to listen on", "127.0.0.1")
+    .option("--port <port>", "HTTPS port", "8443")
+    .option("--health-port <port>", "plain-HTTP port for /healthz, /readyz, /metrics", "8080")
+    .option("--kubeconfig <file>", "kubeconfig (default: in-cluster, then $KUBECONFIG, then ~/.kube/config)")
+    .option("--namespace <name>", "the webhook's own namespace; its pods are never mutated (default: $POD_NAMESPACE)")
+    .option("--drain-delay <ms>", "time between turning unready and closing the listener on SIGTERM", "3000")
+    .action(async (options: WebhookOptions) => {
+      const log = createLogger();
+      const kc = new KubeConfig();
+      if (options.kubeconfig) kc.loadFromFile(options.kubeconfig);
+      else kc.loadFromDefault();
+
+      const registry = createMetricsRegistry();
+      const metrics = createAdmissionMetrics(registry);
+      const lifecycle = new Lifecycle(log, { drainDelayMs: Number(options.drainDelay) });
+      const state = new InformedState(kc, log, options.namespace ?? process.env.POD_NAMESPACE, (snapshot) => {
+        metrics.policies.set({ kind: "SnapshotPolicy" }, [...snapshot.policiesByNamespace.values()].reduce((n, l) => n + l.length, 0));
+        metrics.policies.set({ kind: "ClusterSnapshotPolicy" }, snapshot.clusterPolicies.length);
+      });
+      lifecycle.addReadinessCheck("informers synced", () => state.isSynced);
+      lifecycle.onShutdown(() => state.stop());
+
+      await serveHealth(lifecycle, registry, Number(options.healthPort), options.host);
+      const server: RunningServer = await listen({
+        handler: admissionApp({ state: () => state.current(), log, metrics }),
+        port: Number(options.port),
+        host: options.host,
+        tls: readTlsFiles(options.tlsCert, options.tlsKey),
+      });
+      lifecycle.addServer(server);
+      lifecycle.onShutdown(watchTlsFiles(options.tlsCert, options.tlsKey, (tls) => server.setTls(tls), log));
+      lifecycle.installSignalHandlers();
+      log.info({ url: server.url, health: options.healthPort }, "webhook listening");
+      void state.start();
+    });
+}

@@ -1,0 +1,57 @@
+import https from "node:https";
+import type { KubeConfig } from "@kubernetes/client-node";
+
+export interface KubeResponse {
+  status: number;
+  body: unknown;
+  /** The apiserver's Warning headers (admission warnings among them). */
+  warnings: string[];
+}
+
+export class KubeRequestError extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: unknown,
+    method: string,
+    path: string,
+  ) {
+    const message = (body as { message?: string } | null)?.message ?? JSON.stringify(body);
+    super(`${method} ${path}: HTTP ${status}: ${message}`);
+  }
+}
+
+/**
+ * A plain JSON request to the apiserver with the kubeconfig's credentials. Used where the typed
+ * client's model serializer would drop fields it does not model (for example `default` and
+ * `x-kubernetes-validations` inside CRD schemas), and where callers need the Warning headers.
+ */
+export async function kubeRequest(kc: KubeConfig, method: string, path: string, body?: unknown, contentType = "application/json"): Promise<KubeResponse> {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new Error("kubeconfig has no current cluster");
+  const url = new URL(path, cluster.server);
+  const options: https.RequestOptions = { method, headers: { accept: "application/json", ...(body !== undefined ? { "content-type": contentType } : {}) } };
+  await kc.applyToHTTPSOptions(options);
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = https.request(url, options, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (chunk: Buffer) => chunks.push(chunk));
+      res.on("end", () => {
+        const text = Buffer.concat(chunks).toString();
+        let parsed: unknown = text;
+        try {
+          parsed = text ? JSON.parse(text) : undefined;
+        } catch {
+          // keep the text
+        }
+        const warningHeader = res.headers.warning as string | string[] | undefined;
+        const warnings = (Array.isArray(warningHeader) ? warningHeader : warningHeader ? [warningHeader] : []).map((w) => w.replace(/^\d{3} \S+ "(.*)"$/s, "$1"));
+        const status = res.statusCode ?? 0;
+        if (status >= 400) reject(new KubeRequestError(status, parsed, method, path));
+        else resolve({ status, body: parsed, warnings });
+      });
+    });
+    req.on("error", reject);
+    req.end(payload);
+  });
+}

@@ -1,0 +1,128 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import http from "node:http";
+import os from "node:os";
+import path from "node:path";
+import { AdmissionregistrationV1Api, type KubeConfig, type V1LabelSelector } from "@kubernetes/client-node";
+import { createCa, issueCertificate } from "../../src/certs/authority.js";
+import { repoRoot } from "./binaries.js";
+import { freePort, startChild, type Child } from "./processes.js";
+
+export interface WebhookProcess {
+  readonly url: string;
+  readonly healthUrl: string;
+  readonly caPem: string;
+  readonly dir: string;
+  readonly logFile: string;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Removes the temp dir too. */
+  dispose(): Promise<void>;
+}
+
+async function waitFor(url: string, child: Child, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.process.exitCode !== null) throw new Error(`webhook exited with ${child.process.exitCode}:\n${child.tail()}`);
+    const status = await new Promise<number>((resolve) => {
+      http.get(url, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      }).on("error", () => resolve(0));
+    });
+    if (status === 200) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`webhook not ready at ${url} after ${timeoutMs} ms:\n${child.tail()}`);
+}
+
+/**
+ * The real `app-snapshots webhook` process (from dist/), with a CA and a serving certificate for
+ * 127.0.0.1 in a temp dir, state from the given cluster. start() returns once /readyz says ready.
+ */
+export async function webhookProcess(options: { kubeconfigPath: string; namespace?: string; extraArgs?: string[] }): Promise<WebhookProcess> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "app-snapshots-webhook-"));
+  const ca = createCa({ commonName: "app-snapshots-test-webhook-ca", validityDays: 1 });
+  const serving = issueCertificate(ca, { commonName: "app-snapshots-webhook", ipAddresses: ["127.0.0.1"], dnsNames: ["localhost"], usage: "server", validityDays: 1 });
+  writeFileSync(path.join(dir, "tls.crt"), serving.certPem);
+  writeFileSync(path.join(dir, "tls.key"), serving.keyPem, { mode: 0o600 });
+  const [port, healthPort] = [await freePort(), await freePort()];
+  const logFile = path.join(dir, "webhook.log");
+  let child: Child | undefined;
+  const self: WebhookProcess = {
+    url: `https://127.0.0.1:${port}`,
+    healthUrl: `http://127.0.0.1:${healthPort}`,
+    caPem: ca.certPem,
+    dir,
+    logFile,
+    async start() {
+      child = startChild(
+        "app-snapshots webhook",
+        process.execPath,
+        [
+          path.join(repoRoot, "dist", "src", "cli.js"),
+          "webhook",
+          `--tls-cert=${path.join(dir, "tls.crt")}`,
+          `--tls-key=${path.join(dir, "tls.key")}`,
+          `--port=${port}`,
+          `--health-port=${healthPort}`,
+          `--kubeconfig=${options.kubeconfigPath}`,
+          "--drain-delay=0",
+          ...(options.namespace ? [`--namespace=${options.namespace}`] : []),
+          ...(options.extraArgs ?? []),
+        ],
+        logFile,
+      );
+      await waitFor(`${self.healthUrl}/readyz`, child, 20_000);
+    },
+    async stop() {
+      await child?.stop();
+      child = undefined;
+    },
+    async dispose() {
+      await self.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return self;
+}
+
+export interface MutatingWebhookOptions {
+  name: string;
+  url: string;
+  caPem: string;
+  namespaceSelector?: V1LabelSelector;
+  reinvocationPolicy?: "Never" | "IfNeeded";
+  failurePolicy?: "Ignore" | "Fail";
+}
+
+/** A MutatingWebhookConfiguration for pod CREATE in url mode, as the chart will render it (minus the Service). */
+export async function applyPodMutatingWebhook(kc: KubeConfig, options: MutatingWebhookOptions): Promise<void> {
+  const api = kc.makeApiClient(AdmissionregistrationV1Api);
+  const body = {
+    apiVersion: "admissionregistration.k8s.io/v1",
+    kind: "MutatingWebhookConfiguration",
+    metadata: { name: options.name },
+    webhooks: [
+      {
+        name: "pods.appsnapshots.io",
+        clientConfig: { url: options.url, caBundle: Buffer.from(options.caPem).toString("base64") },
+        rules: [{ apiGroups: [""], apiVersions: ["v1"], operations: ["CREATE"], resources: ["pods"], scope: "Namespaced" }],
+        failurePolicy: options.failurePolicy ?? "Ignore",
+        reinvocationPolicy: options.reinvocationPolicy ?? "IfNeeded",
+        sideEffects: "None",
+        timeoutSeconds: 5,
+        matchPolicy: "Equivalent",
+        admissionReviewVersions: ["v1"],
+        ...(options.namespaceSelector ? { namespaceSelector: options.namespaceSelector } : {}),
+        matchConditions: [
+          {
+            name: "not-a-mirror-pod",
+            expression: "!has(object.metadata.annotations) || !('kubernetes.io/config.mirror' in object.metadata.annotations)",
+          },
+        ],
+      },
+    ],
+  };
+  await api.deleteMutatingWebhookConfiguration({ name: options.name }).catch(() => undefined);
+  await api.createMutatingWebhookConfiguration({ body });
+}
