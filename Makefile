@@ -75,3 +75,11 @@ cluster: deps tools build ## run a local control plane in the foreground and pri
 .PHONY: clean
 clean: ## remove build output (keeps the tool cache)
 	rm -rf dist coverage
+
+.PHONY: demo
+demo: deps tools build ## pod admission on a local control plane (DEMO_ONCE=1 exits after the showcase)
+	node dist/test/cluster/demo.js
+
+.PHONY: crds
+crds: build ## regenerate chart/app-snapshots/crds from src/policy/crd.ts
+	node dist/src/cli.js crds > chart/app-snapshots/crds/appsnapshots.io_policies.yaml

@@ -2,6 +2,7 @@
 import { readFileSync, realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Command } from "commander";
+import { registerCerts } from "./commands/certs.js";
 import { registerCrds } from "./commands/crds.js";
 import { registerExplain } from "./commands/explain.js";
 import { registerReview } from "./commands/review.js";
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   registerReview(program);
   registerExplain(program);
   registerCrds(program);
+  registerCerts(program);
   return program;
 }
 

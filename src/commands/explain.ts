@@ -21,8 +21,23 @@ export function podOf(manifest: Manifest): Pod | undefined {
   switch (manifest.kind) {
     case "Pod":
       return manifest as Pod;
+    case "StatefulSet": {
+      // The StatefulSet controller adds a PVC volume per volumeClaimTemplate to each pod.
+      const pod = fromTemplate(manifest.spec?.template);
+      const claims = (manifest.spec?.volumeClaimTemplates as Array<{ metadata?: { name?: string } }> | undefined) ?? [];
+      if (pod?.spec) {
+        const volumes = [...(pod.spec.volumes ?? [])];
+        for (const claim of claims) {
+          const name = claim.metadata?.name;
+          if (name && !volumes.some((v) => v.name === name)) {
+            volumes.push({ name, persistentVolumeClaim: { claimName: `${name}-${manifest.metadata?.name ?? "sts"}-0` } });
+          }
+        }
+        pod.spec = { ...pod.spec, volumes };
+      }
+      return pod;
+    }
     case "Deployment":
-    case "StatefulSet":
     case "DaemonSet":
     case "ReplicaSet":
     case "Job":

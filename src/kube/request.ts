@@ -20,6 +20,11 @@ export class KubeRequestError extends Error {
   }
 }
 
+/** RFC 7234 warning values (`299 - "text"`, several joined by commas) to their texts. */
+export function parseWarningHeader(value: string): string[] {
+  return [...value.matchAll(/\d{3} \S+ "((?:[^"\\]|\\.)*)"(?: "[^"]*")?/g)].map((m) => m[1]!.replace(/\\(.)/g, "$1"));
+}
+
 /**
  * A plain JSON request to the apiserver with the kubeconfig's credentials. Used where the typed
  * client's model serializer would drop fields it does not model (for example `default` and
@@ -45,7 +50,7 @@ export async function kubeRequest(kc: KubeConfig, method: string, path: string, 
           // keep the text
         }
         const warningHeader = res.headers.warning as string | string[] | undefined;
-        const warnings = (Array.isArray(warningHeader) ? warningHeader : warningHeader ? [warningHeader] : []).map((w) => w.replace(/^\d{3} \S+ "(.*)"$/s, "$1"));
+        const warnings = (Array.isArray(warningHeader) ? warningHeader : warningHeader ? [warningHeader] : []).flatMap(parseWarningHeader);
         const status = res.statusCode ?? 0;
         if (status >= 400) reject(new KubeRequestError(status, parsed, method, path));
         else resolve({ status, body: parsed, warnings });

@@ -39,19 +39,30 @@ async function waitFor(url: string, child: Child, timeoutMs: number): Promise<vo
  * The real `app-snapshots webhook` process (from dist/), with a CA and a serving certificate for
  * 127.0.0.1 in a temp dir, state from the given cluster. start() returns once /readyz says ready.
  */
-export async function webhookProcess(options: { kubeconfigPath: string; namespace?: string; extraArgs?: string[] }): Promise<WebhookProcess> {
+export async function webhookProcess(options: {
+  kubeconfigPath: string;
+  namespace?: string;
+  extraArgs?: string[];
+  /** Existing certificate files (make demo uses certs/); by default a fresh CA and pair in the temp dir. */
+  tls?: { certFile: string; keyFile: string; caPem: string };
+}): Promise<WebhookProcess> {
   const dir = mkdtempSync(path.join(os.tmpdir(), "app-snapshots-webhook-"));
-  const ca = createCa({ commonName: "app-snapshots-test-webhook-ca", validityDays: 1 });
-  const serving = issueCertificate(ca, { commonName: "app-snapshots-webhook", ipAddresses: ["127.0.0.1"], dnsNames: ["localhost"], usage: "server", validityDays: 1 });
-  writeFileSync(path.join(dir, "tls.crt"), serving.certPem);
-  writeFileSync(path.join(dir, "tls.key"), serving.keyPem, { mode: 0o600 });
+  let tls = options.tls;
+  if (!tls) {
+    const ca = createCa({ commonName: "app-snapshots-test-webhook-ca", validityDays: 1 });
+    const serving = issueCertificate(ca, { commonName: "app-snapshots-webhook", ipAddresses: ["127.0.0.1"], dnsNames: ["localhost"], usage: "server", validityDays: 1 });
+    writeFileSync(path.join(dir, "tls.crt"), serving.certPem);
+    writeFileSync(path.join(dir, "tls.key"), serving.keyPem, { mode: 0o600 });
+    tls = { certFile: path.join(dir, "tls.crt"), keyFile: path.join(dir, "tls.key"), caPem: ca.certPem };
+  }
+  const { certFile, keyFile, caPem } = tls;
   const [port, healthPort] = [await freePort(), await freePort()];
   const logFile = path.join(dir, "webhook.log");
   let child: Child | undefined;
   const self: WebhookProcess = {
     url: `https://127.0.0.1:${port}`,
     healthUrl: `http://127.0.0.1:${healthPort}`,
-    caPem: ca.certPem,
+    caPem,
     dir,
     logFile,
     async start() {
@@ -61,8 +72,8 @@ export async function webhookProcess(options: { kubeconfigPath: string; namespac
         [
           path.join(repoRoot, "dist", "src", "cli.js"),
           "webhook",
-          `--tls-cert=${path.join(dir, "tls.crt")}`,
-          `--tls-key=${path.join(dir, "tls.key")}`,
+          `--tls-cert=${certFile}`,
+          `--tls-key=${keyFile}`,
           `--port=${port}`,
           `--health-port=${healthPort}`,
           `--kubeconfig=${options.kubeconfigPath}`,

@@ -9,6 +9,7 @@ import { listen, type RunningServer } from "../../src/server/http.js";
 import { parsePolicy } from "../../src/policy/types.js";
 import { toolPath } from "../cluster/binaries.js";
 import { applyPodMutatingWebhook, webhookProcess, type WebhookProcess } from "../cluster/webhook.js";
+import { until } from "../cluster/wait.js";
 import type { Pod } from "../../src/pods/pod.js";
 
 const cluster = inject("cluster");
@@ -34,16 +35,6 @@ function fixture(name: string, podName: string): V1Pod {
 }
 
 const policy = (name: string, spec: object) => ({ apiVersion: "appsnapshots.io/v1alpha1", kind: "SnapshotPolicy", metadata: { name, namespace: ns }, spec });
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
 
 beforeAll(async () => {
   await core.createNamespace({ body: { metadata: { name: ns, labels: { "appsnapshots-test": run } } } });
