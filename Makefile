@@ -5,6 +5,7 @@ SHELL := /bin/bash
 
 include test/cluster/tools/versions.env
 
+comma      := ,
 CACHE      := $(CURDIR)/.cache
 BIN        := $(CACHE)/bin
 TOOLS_DIR  := test/cluster/tools
@@ -83,3 +84,16 @@ demo: deps tools build ## pod admission on a local control plane (DEMO_ONCE=1 ex
 .PHONY: crds
 crds: build ## regenerate chart/app-snapshots/crds from src/policy/crd.ts
 	node dist/src/cli.js crds > chart/app-snapshots/crds/appsnapshots.io_policies.yaml
+
+# --- benchmarks --------------------------------------------------------------------------------
+$(BIN)/hey-$(HEY):
+	@echo "building hey $(HEY) from the Go module proxy ..."
+	@mkdir -p $(BIN) && tmp=$$(mktemp -d) && GOBIN=$$tmp go install github.com/rakyll/hey@$(HEY) && mv $$tmp/hey $@ && rmdir $$tmp
+
+$(CACHE)/deb/.stamp: $(TOOLS_DIR)/versions.env
+	@echo "fetching Debian packages for the benchmarks: $(BENCH_DEBS)"
+	@test/bench/fetch-debs $(CACHE)/deb $(subst $(comma), ,$(BENCH_DEBS)) && touch $@
+
+.PHONY: bench
+bench: deps tools build $(BIN)/hey-$(HEY) $(CACHE)/deb/.stamp ## benchmarks, as ratios against baselines measured in the same run; writes docs/benchmarks.md
+	node dist/test/bench/webhook.js

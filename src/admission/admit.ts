@@ -1,15 +1,15 @@
 import type { ClusterState } from "./state.js";
 import type { AdmissionRequest, AdmissionReview, AdmissionReviewResponse, AdmissionResponse } from "./review.js";
 import { formatWarnings } from "./warnings.js";
-import { diffPatch, encodePatch } from "./patch.js";
+import { diffSubtree, encodePatch, type Operation } from "./patch.js";
 import { decidePod } from "../pods/decide.js";
 import type { Pod } from "../pods/pod.js";
 
 /** What a decision says, before it is encoded as an AdmissionResponse. */
 export interface Verdict {
   allowed: boolean;
-  /** The object as it should be stored; a patch is computed against the request's object. */
-  mutated?: unknown;
+  /** JSON Patch against the request's object; empty or absent when nothing changes. */
+  patch?: Operation[];
   warnings: string[];
   denial?: { code: number; message: string; reason?: string };
 }
@@ -20,17 +20,22 @@ export function admitPod(request: AdmissionRequest, state: ClusterState): Verdic
   if (!pod || typeof pod !== "object") return { allowed: true, warnings: ["request carries no pod object; admitted unchanged"] };
   const namespace = request.namespace ?? pod.metadata?.namespace ?? "default";
   const decision = decidePod(pod, namespace, state);
-  return { allowed: true, mutated: decision.pod, warnings: decision.warnings };
+  // The rules change only these two subtrees (property-tested), so only they are diffed.
+  const patch =
+    pod.metadata === undefined && decision.pod.metadata !== undefined
+      ? diffSubtree(["metadata"], undefined, decision.pod.metadata)
+      : [
+          ...diffSubtree(["metadata", "annotations"], pod.metadata?.annotations, decision.pod.metadata?.annotations),
+          ...diffSubtree(["spec", "initContainers"], pod.spec?.initContainers, decision.pod.spec?.initContainers),
+        ];
+  return { allowed: true, patch, warnings: decision.warnings };
 }
 
 export function encodeResponse(review: AdmissionReview, verdict: Verdict): AdmissionReviewResponse {
   const response: AdmissionResponse = { uid: review.request.uid, allowed: verdict.allowed };
-  if (verdict.allowed && verdict.mutated !== undefined && verdict.mutated !== review.request.object) {
-    const operations = diffPatch(review.request.object, verdict.mutated);
-    if (operations.length > 0) {
-      response.patchType = "JSONPatch";
-      response.patch = encodePatch(operations);
-    }
+  if (verdict.allowed && verdict.patch && verdict.patch.length > 0) {
+    response.patchType = "JSONPatch";
+    response.patch = encodePatch(verdict.patch);
   }
   if (verdict.warnings.length > 0) response.warnings = formatWarnings(verdict.warnings);
   if (!verdict.allowed && verdict.denial) response.status = verdict.denial;

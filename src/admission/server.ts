@@ -1,7 +1,7 @@
 import express from "express";
 import type { Request, Response } from "express";
 import type { Logger } from "../server/logger.js";
-import { jsonBody, jsonErrors } from "../server/json.js";
+import { jsonBody, jsonErrors, sendJson } from "../server/json.js";
 import { parseGoDuration } from "../velero/duration.js";
 import { admit, encodeResponse } from "./admit.js";
 import type { AdmissionMetrics, Outcome } from "./metrics.js";
@@ -32,12 +32,13 @@ export function admissionApp(options: AdmissionAppOptions): express.Express {
   const { log, metrics } = options;
   const app = express();
   app.disable("x-powered-by");
+  app.disable("etag");
   app.set("query parser", "simple");
 
   const webhook = "pods";
   const finish = (res: Response, started: bigint, outcome: Outcome, operation: string, body: unknown, status = 200) => {
     if (res.headersSent) return;
-    res.status(status).json(body);
+    sendJson(res, status, body);
     metrics.requests.inc({ webhook, operation, outcome });
     metrics.duration.observe({ webhook }, Number(process.hrtime.bigint() - started) / 1e9);
   };
@@ -84,7 +85,7 @@ export function admissionApp(options: AdmissionAppOptions): express.Express {
     },
   );
   app.use((_req, res) => {
-    res.status(404).json({ message: "not found: POST /mutate/pods" });
+    sendJson(res, 404, { message: "not found: POST /mutate/pods" });
   });
   app.use(jsonErrors);
   return app;

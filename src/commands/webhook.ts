@@ -9,6 +9,8 @@ import { Lifecycle } from "../server/lifecycle.js";
 import { createLogger } from "../server/logger.js";
 import { createMetricsRegistry } from "../server/metrics.js";
 import { readTlsFiles, watchTlsFiles } from "../server/tlsFiles.js";
+import type { ClusterState } from "../admission/state.js";
+import { loadStateFiles } from "./stateFiles.js";
 
 interface WebhookOptions {
   tlsCert: string;
@@ -19,6 +21,7 @@ interface WebhookOptions {
   kubeconfig?: string;
   namespace?: string;
   drainDelay: string;
+  state: string[];
 }
 
 export function registerWebhook(program: Command): void {
@@ -33,25 +36,39 @@ export function registerWebhook(program: Command): void {
     .option("--kubeconfig <file>", "kubeconfig (default: in-cluster, then $KUBECONFIG, then ~/.kube/config)")
     .option("--namespace <name>", "the webhook's own namespace; its pods are never mutated (default: $POD_NAMESPACE)")
     .option("--drain-delay <ms>", "time between turning unready and closing the listener on SIGTERM", "3000")
+    .option("--state <file>", "serve decisions from these YAML files (policies, namespaces) instead of watching a cluster; repeatable", (v: string, p: string[]) => [...p, v], [])
     .action(async (options: WebhookOptions) => {
       const log = createLogger();
-      const kc = new KubeConfig();
-      if (options.kubeconfig) kc.loadFromFile(options.kubeconfig);
-      else kc.loadFromDefault();
-
       const registry = createMetricsRegistry();
       const metrics = createAdmissionMetrics(registry);
       const lifecycle = new Lifecycle(log, { drainDelayMs: Number(options.drainDelay) });
-      const state = new InformedState(kc, log, options.namespace ?? process.env.POD_NAMESPACE, (snapshot) => {
+      const namespace = options.namespace ?? process.env.POD_NAMESPACE;
+      const countPolicies = (snapshot: ClusterState) => {
         metrics.policies.set({ kind: "SnapshotPolicy" }, [...snapshot.policiesByNamespace.values()].reduce((n, l) => n + l.length, 0));
         metrics.policies.set({ kind: "ClusterSnapshotPolicy" }, snapshot.clusterPolicies.length);
-      });
-      lifecycle.addReadinessCheck("informers synced", () => state.isSynced);
-      lifecycle.onShutdown(() => state.stop());
+      };
+
+      let current: () => ClusterState;
+      if (options.state.length > 0) {
+        // Offline mode: a fixed state from files (previews, benchmarks); always ready.
+        const fixed = loadStateFiles(options.state, namespace);
+        for (const problem of fixed.problems) log.warn({ problem }, "object ignored");
+        countPolicies(fixed);
+        current = () => fixed;
+      } else {
+        const kc = new KubeConfig();
+        if (options.kubeconfig) kc.loadFromFile(options.kubeconfig);
+        else kc.loadFromDefault();
+        const state = new InformedState(kc, log, namespace, countPolicies);
+        lifecycle.addReadinessCheck("informers synced", () => state.isSynced);
+        lifecycle.onShutdown(() => state.stop());
+        current = () => state.current();
+        void state.start();
+      }
 
       await serveHealth(lifecycle, registry, Number(options.healthPort), options.host);
       const server: RunningServer = await listen({
-        handler: admissionApp({ state: () => state.current(), log, metrics }),
+        handler: admissionApp({ state: current, log, metrics }),
         port: Number(options.port),
         host: options.host,
         tls: readTlsFiles(options.tlsCert, options.tlsKey),
@@ -60,6 +77,5 @@ export function registerWebhook(program: Command): void {
       lifecycle.onShutdown(watchTlsFiles(options.tlsCert, options.tlsKey, (tls) => server.setTls(tls), log));
       lifecycle.installSignalHandlers();
       log.info({ url: server.url, health: options.healthPort }, "webhook listening");
-      void state.start();
     });
 }

@@ -1,23 +1,31 @@
 import { RESTORE_NAME_LABEL, RESTORE_WAIT_CONTAINERS } from "../velero/annotations.js";
-import type { Pod } from "./pod.js";
+import type { Container, Pod } from "./pod.js";
 
 /** The uid Velero's own default securityContext uses for restore-wait. */
 export const DEFAULT_RESTORE_WAIT_UID = 1000;
+
+export interface RestoredPodFix {
+  /** The new init container list, or undefined when nothing changes. */
+  initContainers: Container[] | undefined;
+  warnings: string[];
+}
 
 /**
  * On pods Velero restores: keep `restore-wait` at index 0 (init containers before it deadlock the
  * restore, velero#3008) and give it a numeric runAsUser when non-root is required (the Velero image's
  * user is the non-numeric "cnb", which the kubelet refuses under runAsNonRoot, velero#9985).
- * Mutates `pod` in place; never adds restore-wait to a pod that lacks it (it would wait forever).
+ * Never adds restore-wait to a pod that lacks it (it would wait forever). The pod is not modified.
  */
-export function fixRestoredPod(pod: Pod): string[] {
-  if (pod.metadata?.labels?.[RESTORE_NAME_LABEL] === undefined) return [];
-  const initContainers = pod.spec?.initContainers;
-  if (!initContainers) return [];
-  const index = initContainers.findIndex((c) => (RESTORE_WAIT_CONTAINERS as readonly string[]).includes(c.name));
-  if (index < 0) return [];
+export function fixRestoredPod(pod: Pod): RestoredPodFix {
+  const unchanged: RestoredPodFix = { initContainers: undefined, warnings: [] };
+  if (pod.metadata?.labels?.[RESTORE_NAME_LABEL] === undefined) return unchanged;
+  const original = pod.spec?.initContainers;
+  if (!original) return unchanged;
+  const index = original.findIndex((c) => (RESTORE_WAIT_CONTAINERS as readonly string[]).includes(c.name));
+  if (index < 0) return unchanged;
+  const initContainers = [...original];
   const warnings: string[] = [];
-  const container = initContainers[index]!;
+  let container = initContainers[index]!;
   if (index > 0) {
     const before = initContainers.slice(0, index).map((c) => c.name);
     initContainers.splice(index, 1);
@@ -28,8 +36,9 @@ export function fixRestoredPod(pod: Pod): string[] {
   const nonRoot = container.securityContext?.runAsNonRoot ?? podContext?.runAsNonRoot ?? false;
   if (nonRoot && typeof container.securityContext?.runAsUser !== "number") {
     const uid = typeof podContext?.runAsUser === "number" ? podContext.runAsUser : DEFAULT_RESTORE_WAIT_UID;
-    container.securityContext = { ...(container.securityContext ?? {}), runAsUser: uid };
+    container = { ...container, securityContext: { ...(container.securityContext ?? {}), runAsUser: uid } };
+    initContainers[0] = container;
     warnings.push(`set ${container.name} runAsUser=${uid}: runAsNonRoot needs a numeric user and Velero's image user is not (velero#9985)`);
   }
-  return warnings;
+  return warnings.length > 0 ? { initContainers, warnings } : unchanged;
 }

@@ -7,6 +7,7 @@ import type { Pod } from "../../../src/pods/pod.js";
 import { splitVolumeList } from "../../../src/velero/annotations.js";
 import { NEVER_BACKED_UP_SOURCES } from "../../../src/velero/volumes.js";
 import { createReview } from "../pods/support.js";
+import { decidePod } from "../../../src/pods/decide.js";
 
 const volumeNames = ["data", "logs", "cache", "tmp", "config", "token", "default-token-x1", "scratch", "db-0"];
 const sources = ["persistentVolumeClaim", "emptyDir", "ephemeral", "nfs", "csi", "hostPath", "secret", "configMap", "projected", "downwardAPI"];
@@ -124,6 +125,8 @@ describe("pod admission properties", () => {
         const first = admit(createReview(pod, "ns"), state);
         expect(first.response.allowed).toBe(true);
         const mutated = applyPatch(pod, patchOf(first.response.patch));
+        // The patch (diffed per subtree) reproduces exactly the pod the rules decided on.
+        expect(mutated).toEqual(decidePod(pod, "ns", state).pod);
 
         const second = admit(createReview(mutated, "ns"), state);
         expect(second.response.patch).toBeUndefined();
