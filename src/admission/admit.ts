@@ -3,6 +3,7 @@ import type { AdmissionRequest, AdmissionReview, AdmissionReviewResponse, Admiss
 import { formatWarnings } from "./warnings.js";
 import { diffSubtree, encodePatch, type Operation } from "./patch.js";
 import { decidePod } from "../pods/decide.js";
+import { admitVelero, isVeleroRequest } from "./veleroAdmission.js";
 import type { Pod } from "../pods/pod.js";
 
 /** What a decision says, before it is encoded as an AdmissionResponse. */
@@ -42,12 +43,18 @@ export function encodeResponse(review: AdmissionReview, verdict: Verdict): Admis
   return { apiVersion: review.apiVersion, kind: "AdmissionReview", response };
 }
 
-function isPodRequest(request: AdmissionRequest): boolean {
+export function isPodRequest(request: AdmissionRequest): boolean {
   return request.kind.group === "" && request.kind.kind === "Pod";
 }
 
+/** Which decisions a webhook path makes; a request of any other kind is allowed unchanged. */
+export type Webhook = "pods" | "velero";
+
 /** The one entry point: any AdmissionReview and a state snapshot in, the AdmissionReview response out. */
-export function admit(review: AdmissionReview, state: ClusterState): AdmissionReviewResponse {
-  const verdict: Verdict = isPodRequest(review.request) ? admitPod(review.request, state) : { allowed: true, warnings: [] };
+export function admit(review: AdmissionReview, state: ClusterState, webhook?: Webhook): AdmissionReviewResponse {
+  const request = review.request;
+  let verdict: Verdict = { allowed: true, warnings: [] };
+  if (isPodRequest(request) && webhook !== "velero") verdict = admitPod(request, state);
+  else if (isVeleroRequest(request) && webhook !== "pods") verdict = admitVelero(request, state);
   return encodeResponse(review, verdict);
 }

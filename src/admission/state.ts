@@ -1,5 +1,5 @@
 import { parsePolicy, type ClusterSnapshotPolicy, type SnapshotPolicy } from "../policy/types.js";
-import type { Backup, BackupStorageLocation, Schedule } from "../velero/objects.js";
+import { backupSchema, backupStorageLocationSchema, readVeleroObject, scheduleSchema, type Backup, type BackupStorageLocation, type Schedule } from "../velero/objects.js";
 import { imageTag } from "../velero/version.js";
 
 /** What the Velero rules need to know about the cluster. */
@@ -86,11 +86,11 @@ export function buildClusterState(input: StateInput): ClusterState {
       const metadata = (object as { metadata?: { name?: string; labels?: Record<string, string> } }).metadata;
       if (metadata?.name) namespaces.set(metadata.name, { "kubernetes.io/metadata.name": metadata.name, ...(metadata.labels ?? {}) });
     } else if (kind === "BackupStorageLocation") {
-      locations.push(object as BackupStorageLocation);
+      locations.push(readVeleroObject(backupStorageLocationSchema, object));
     } else if (kind === "Backup") {
-      backups.push(object as Backup);
+      backups.push(readVeleroObject(backupSchema, object));
     } else if (kind === "Schedule") {
-      schedules.push(object as Schedule);
+      schedules.push(readVeleroObject(scheduleSchema, object));
     } else if (kind === "VolumeSnapshotLocation") {
       sawSnapshotLocations = true;
       const m = (object as { metadata?: { name?: string; namespace?: string } }).metadata;

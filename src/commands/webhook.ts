@@ -3,6 +3,8 @@ import type { Command } from "commander";
 import { admissionApp } from "../admission/server.js";
 import { createAdmissionMetrics } from "../admission/metrics.js";
 import { InformedState } from "../kube/informedState.js";
+import { VeleroLookups } from "../kube/veleroLookups.js";
+import type { AdmissionReview } from "../admission/review.js";
 import { serveHealth } from "../server/health.js";
 import { listen, type RunningServer } from "../server/http.js";
 import { Lifecycle } from "../server/lifecycle.js";
@@ -27,7 +29,7 @@ interface WebhookOptions {
 export function registerWebhook(program: Command): void {
   program
     .command("webhook")
-    .description("serve the admission webhooks (POST /mutate/pods) over HTTPS, with state from the cluster")
+    .description("serve the admission webhooks (POST /mutate/pods, POST /validate/velero) over HTTPS, with state from the cluster")
     .requiredOption("--tls-cert <file>", "serving certificate (PEM); reloaded when it changes")
     .requiredOption("--tls-key <file>", "serving key (PEM); reloaded when it changes")
     .option("--host <address>", "address to listen on", "127.0.0.1")
@@ -49,6 +51,7 @@ export function registerWebhook(program: Command): void {
       };
 
       let current: () => ClusterState;
+      let prepareVelero: ((review: AdmissionReview, state: ClusterState) => Promise<ClusterState>) | undefined;
       if (options.state.length > 0) {
         // Offline mode: a fixed state from files (previews, benchmarks); always ready.
         const fixed = loadStateFiles(options.state, namespace);
@@ -63,12 +66,14 @@ export function registerWebhook(program: Command): void {
         lifecycle.addReadinessCheck("informers synced", () => state.isSynced);
         lifecycle.onShutdown(() => state.stop());
         current = () => state.current();
+        const lookups = new VeleroLookups(kc);
+        prepareVelero = (review, snapshot) => lookups.prepare(review, snapshot);
         void state.start();
       }
 
       await serveHealth(lifecycle, registry, Number(options.healthPort), options.host);
       const server: RunningServer = await listen({
-        handler: admissionApp({ state: current, log, metrics }),
+        handler: admissionApp({ state: current, log, metrics, ...(prepareVelero ? { prepareVelero } : {}) }),
         port: Number(options.port),
         host: options.host,
         tls: readTlsFiles(options.tlsCert, options.tlsKey),

@@ -5,8 +5,11 @@ import type { Logger } from "../server/logger.js";
 
 interface Source {
   name: string;
+  kind: string;
   path: string;
   list: () => Promise<KubernetesListObject<KubernetesObject>>;
+  /** Velero's CRDs may not be installed yet: a missing resource counts as synced and empty. */
+  optional?: boolean;
 }
 
 /**
@@ -31,12 +34,23 @@ export class InformedState {
     this.snapshot = buildClusterState({ objects: [], webhookNamespace });
     const core = kc.makeApiClient(CoreV1Api);
     const custom = kc.makeApiClient(CustomObjectsApi);
-    const policies = (plural: string) => () =>
-      custom.listClusterCustomObject({ group: POLICY_GROUP, version: POLICY_VERSION, plural }) as Promise<KubernetesListObject<KubernetesObject>>;
+    const customList = (group: string, version: string, plural: string) => () =>
+      custom.listClusterCustomObject({ group, version, plural }) as Promise<KubernetesListObject<KubernetesObject>>;
+    const ours = (kind: string, plural: string): Source => ({
+      name: plural,
+      kind,
+      path: `/apis/${POLICY_GROUP}/${POLICY_VERSION}/${plural}`,
+      list: customList(POLICY_GROUP, POLICY_VERSION, plural),
+    });
+    const velero = (kind: string, plural: string): Source => ({ name: plural, kind, path: `/apis/velero.io/v1/${plural}`, list: customList("velero.io", "v1", plural), optional: true });
     this.sources = [
-      { name: "namespaces", path: "/api/v1/namespaces", list: () => core.listNamespace() },
-      { name: "snapshotpolicies", path: `/apis/${POLICY_GROUP}/${POLICY_VERSION}/snapshotpolicies`, list: policies("snapshotpolicies") },
-      { name: "clustersnapshotpolicies", path: `/apis/${POLICY_GROUP}/${POLICY_VERSION}/clustersnapshotpolicies`, list: policies("clustersnapshotpolicies") },
+      { name: "namespaces", kind: "Namespace", path: "/api/v1/namespaces", list: () => core.listNamespace() },
+      ours("SnapshotPolicy", "snapshotpolicies"),
+      ours("ClusterSnapshotPolicy", "clustersnapshotpolicies"),
+      velero("BackupStorageLocation", "backupstoragelocations"),
+      velero("Backup", "backups"),
+      velero("Schedule", "schedules"),
+      velero("VolumeSnapshotLocation", "volumesnapshotlocations"),
     ];
     for (const source of this.sources) {
       const informer = makeInformer(kc, source.path, source.list);
@@ -57,17 +71,22 @@ export class InformedState {
   }
 
   async start(): Promise<void> {
-    await Promise.all(
-      this.informers.map((informer, i) =>
-        informer.start().then(
-          () => {
-            this.synced.add(this.sources[i]!.name);
-            this.queueRebuild();
-          },
-          (err: unknown) => this.log.warn({ source: this.sources[i]!.name, err: String(err) }, "initial list failed; will retry"),
-        ),
-      ),
-    );
+    await Promise.all(this.informers.map((informer, i) => this.startOne(informer, this.sources[i]!)));
+  }
+
+  private async startOne(informer: ReturnType<typeof makeInformer<KubernetesObject>>, source: Source): Promise<void> {
+    try {
+      await informer.start();
+      this.synced.add(source.name);
+      this.queueRebuild();
+    } catch (err) {
+      const missing = (err as { code?: number }).code === 404;
+      if (missing && source.optional) this.synced.add(source.name); // not installed: nothing to know yet
+      this.log.warn({ source: source.name, err: String(err) }, missing ? "resource not served; retrying in 30s" : "initial list failed; retrying in 5s");
+      setTimeout(() => {
+        if (!this.stopped) void this.startOne(informer, source);
+      }, missing ? 30_000 : 5_000).unref();
+    }
   }
 
   get isSynced(): boolean {
@@ -88,17 +107,10 @@ export class InformedState {
     this.rebuildQueued = true;
     setImmediate(() => {
       this.rebuildQueued = false;
-      const objects = this.informers.flatMap((informer, i) =>
-        informer.list().map((o) => ({ ...o, kind: kindOf(this.sources[i]!.name), apiVersion: o.apiVersion ?? POLICY_API_VERSION })),
-      );
-      this.snapshot = buildClusterState({ objects, webhookNamespace: this.webhookNamespace });
+      const objects = this.informers.flatMap((informer, i) => informer.list().map((o) => ({ ...o, kind: this.sources[i]!.kind, apiVersion: o.apiVersion ?? POLICY_API_VERSION })));
+      this.snapshot = buildClusterState({ objects, webhookNamespace: this.webhookNamespace, snapshotLocationsKnown: this.synced.has("volumesnapshotlocations") });
       for (const problem of this.snapshot.problems) this.log.warn({ problem }, "object ignored");
       this.onRebuild(this.snapshot);
     });
   }
-}
-
-/** Watch events of typed lists omit kind on items; restore it from the source. */
-function kindOf(source: string): string {
-  return source === "namespaces" ? "Namespace" : source === "snapshotpolicies" ? "SnapshotPolicy" : "ClusterSnapshotPolicy";
 }

@@ -106,7 +106,7 @@ export function lintHookAnnotations(annotations: Record<string, string>): string
         if (!parsed.decodedAsJson && value.startsWith("[")) {
           warnings.push(`${key} is not valid JSON (single quotes?); Velero runs the whole text as one program name. Use ["cmd","arg"]`);
         } else if (!parsed.decodedAsJson && /\s/.test(value)) {
-          warnings.push(`${key} has spaces but is not a JSON array: Velero runs "${value.length > 40 ? `${value.slice(0, 40)}…` : value}" as ONE program name. Use ["/bin/sh","-c","..."]`);
+          warnings.push(`${key} has spaces but is not a JSON array: Velero runs "${value.length > 40 ? `${value.slice(0, 40)}...` : value}" as ONE program name. Use ["/bin/sh","-c","..."]`);
         } else if (parsed.argv.length === 0) {
           warnings.push(`${key} is an empty array; the hook cannot run`);
         }

@@ -70,7 +70,7 @@ function awsFindings(config: Record<string, string>, bucket: string | undefined)
   if (!config.region) {
     findings.push(
       s3Url
-        ? warn("spec.config.region", "is not set: kopia and minio-go then ask the server for the bucket location, and velero-plugin-for-aws ≥ 1.14.1 requires a region with s3Url; set any region the server accepts")
+        ? warn("spec.config.region", "is not set; kopia then asks the server, but velero-plugin-for-aws >= 1.14.1 needs a region with s3Url: set any region the server accepts")
         : deny("spec.config.region", "is required for AWS S3 (set s3Url for other S3-compatible storage)"),
     );
   }
@@ -82,7 +82,7 @@ function awsFindings(config: Record<string, string>, bucket: string | undefined)
   }
   if (bucket) {
     const problem = s3BucketNameProblem(bucket);
-    if (problem) findings.push(s3Url ? warn("spec.objectStorage.bucket", `${problem} on AWS S3; fine only if your S3-compatible server allows it`) : deny("spec.objectStorage.bucket", `${problem} (S3 bucket naming)`));
+    if (problem) findings.push(s3Url ? warn("spec.objectStorage.bucket", `${problem} by AWS rules; fine if your server allows it`) : deny("spec.objectStorage.bucket", `${problem} (S3 bucket naming)`));
   }
   for (const key of ["s3ForcePathStyle", "insecureSkipTLSVerify"]) {
     if (config[key] !== undefined && !isTrueFalse(config[key])) findings.push(deny(`spec.config.${key}`, `must be "true" or "false", not "${config[key]}"`));
@@ -102,10 +102,10 @@ function lvpFindings(provider: string, location: BackupStorageLocation, namespac
   const version = state.versions.get(namespace);
   const parsed = version ? parseVeleroVersion(version) : undefined;
   const lvpMessage =
-    "local-volume-provider cannot store kopia file-system backups (pod volume data) on Velero ≥ 1.17, and its backups cannot be restored there. " +
+    "local-volume-provider cannot store kopia file-system backups (pod volume data) on Velero >= 1.17, and its backups cannot be restored there. " +
     "Serve the volume over S3 instead: app-snapshots storage, with provider: velero.io/aws, config.s3Url: http(s)://<app-snapshots-storage>:9000, s3ForcePathStyle: \"true\"";
   if (parsed && atLeast(parsed, 1, 17)) findings.push(deny("spec.provider", `Velero ${version} in ${namespace}: ${lvpMessage}`));
-  else if (!parsed) findings.push(warn("spec.provider", `the Velero version in ${namespace} is unknown; on Velero ≥ 1.17 ${lvpMessage}`));
+  else if (!parsed) findings.push(warn("spec.provider", `Velero version in ${namespace} unknown: on Velero >= 1.17 local-volume-provider cannot hold kopia volume data; serve the volume over S3 with app-snapshots storage`));
 
   if (provider !== "replicated.com/pvc") {
     if (!config.path) findings.push(deny("spec.config.path", `is required for ${provider} (the directory on the ${provider === "replicated.com/nfs" ? "NFS export" : "node"})`));
@@ -118,7 +118,7 @@ function lvpFindings(provider: string, location: BackupStorageLocation, namespac
   }
   if (provider === "replicated.com/hostpath" && (state.nodeCount ?? 1) > 1 && location.metadata?.annotations?.[SHARED_STORAGE_ANNOTATION] !== "true") {
     findings.push(
-      warn("spec.config.path", `a host path on a cluster of ${state.nodeCount} nodes: backups land on whichever node Velero runs on. Annotate ${SHARED_STORAGE_ANNOTATION}: "true" if the path is shared storage`),
+      warn("spec.config.path", `host path on ${state.nodeCount} nodes: backups land on Velero's current node. Annotate ${SHARED_STORAGE_ANNOTATION}: "true" if the path is shared`),
     );
   }
   return findings;
@@ -237,7 +237,7 @@ export function validateLocationUpdate(location: BackupStorageLocation, old: Bac
   const namespace = old.metadata?.namespace ?? "default";
   const count = state.backups.filter((b) => (b.metadata?.namespace ?? "default") === namespace && b.spec?.storageLocation === name).length;
   if (count === 0) return [];
-  return [warn("spec.objectStorage", `${count} backup${count === 1 ? "" : "s"} reference this location and will no longer be found after provider, bucket, prefix or s3Url change`)];
+  return [warn("spec.objectStorage", `${count} backup${count === 1 ? "" : "s"} reference this location and will no longer be found (provider, bucket, prefix or s3Url changed)`)];
 }
 
 /** Deleting a location: refused while Schedules still write to it, unless explicitly allowed. */
@@ -248,9 +248,9 @@ export function validateLocationDelete(old: BackupStorageLocation, state: Velero
   const schedules = state.schedules.filter((s) => (s.metadata?.namespace ?? "default") === namespace && s.spec?.template?.storageLocation === name).map((s) => s.metadata?.name ?? "?");
   if (schedules.length > 0) {
     const message = `Schedule${schedules.length === 1 ? "" : "s"} ${schedules.join(", ")} still back up to this location`;
-    if (old.metadata?.annotations?.[ALLOW_DELETE_ANNOTATION] === "true") findings.push(warn("metadata.name", `${message}; deleting anyway (${ALLOW_DELETE_ANNOTATION})`));
+    if (old.metadata?.annotations?.[ALLOW_DELETE_ANNOTATION] === "true") findings.push(warn("metadata.name", `${message}; deleted anyway (${ALLOW_DELETE_ANNOTATION})`));
     else findings.push(refuse("metadata.name", `${message}; change or delete them first, or annotate the location ${ALLOW_DELETE_ANNOTATION}: "true"`));
   }
-  if (old.spec?.default === true) findings.push(warn("spec.default", "this is the default location; Backups and Schedules without storageLocation will fail until another location is the default"));
+  if (old.spec?.default === true) findings.push(warn("spec.default", "this was the default location; Backups without storageLocation fail until another location is default"));
   return findings;
 }

@@ -1,78 +1,100 @@
-/** The Velero objects (velero.io/v1) the validating rules read, typed loosely: input is untrusted. */
-export interface SecretKeyRef {
-  name?: string;
-  key?: string;
-}
+import { z } from "zod";
 
-export interface ObjectMeta {
-  name?: string;
-  namespace?: string;
-  annotations?: Record<string, string>;
-  labels?: Record<string, string>;
-  creationTimestamp?: string;
-}
+/**
+ * The Velero objects (velero.io/v1) the validating rules read. Input is untrusted (the `review`
+ * CLI takes any JSON, and a CRD may be older than the rules), so every field is parsed leniently:
+ * a field of the wrong type reads as absent, and the rules then say what is missing. The rules
+ * never see a value of a type they do not expect.
+ */
+const str = z.string().optional().catch(undefined);
+const bool = z.boolean().optional().catch(undefined);
+const strList = z.array(z.string()).optional().catch(undefined);
+const strMap = z.record(z.string(), z.string()).optional().catch(undefined);
+const list = <T extends z.ZodType>(item: T) => z.array(item).optional().catch(undefined);
+const obj = <T extends z.ZodRawShape>(shape: T) => z.object(shape).optional().catch(undefined);
 
-export interface BackupStorageLocation {
-  apiVersion?: string;
-  kind?: string;
-  metadata?: ObjectMeta;
-  spec?: {
-    provider?: string;
-    objectStorage?: { bucket?: string; prefix?: string; caCert?: string; caCertRef?: SecretKeyRef };
-    config?: Record<string, string>;
-    credential?: SecretKeyRef;
-    default?: boolean;
-    accessMode?: string;
-    backupSyncPeriod?: string;
-    validationFrequency?: string;
-  };
-}
+const secretKeyRef = obj({ name: str, key: str });
+const metadata = z
+  .object({ name: str, namespace: str, annotations: strMap, labels: strMap, creationTimestamp: str })
+  .optional()
+  .catch(undefined);
 
-export interface ExecHook {
-  container?: string;
-  command?: string[];
-  onError?: string;
-  timeout?: string;
-  execTimeout?: string;
-  waitTimeout?: string;
-  waitForReady?: boolean;
-}
+const execHook = obj({
+  container: str,
+  command: z.array(z.unknown()).optional().catch(undefined),
+  onError: str,
+  timeout: str,
+  execTimeout: str,
+  waitTimeout: str,
+  waitForReady: bool,
+});
 
-export interface BackupSpec {
-  storageLocation?: string;
-  volumeSnapshotLocations?: string[];
-  defaultVolumesToRestic?: boolean;
-  defaultVolumesToFsBackup?: boolean;
-  ttl?: string;
-  csiSnapshotTimeout?: string;
-  itemOperationTimeout?: string;
-  hooks?: { resources?: Array<{ name?: string; pre?: Array<{ exec?: ExecHook }>; post?: Array<{ exec?: ExecHook }> }> };
-}
+const backupSpec = z
+  .object({
+    storageLocation: str,
+    volumeSnapshotLocations: strList,
+    defaultVolumesToRestic: bool,
+    defaultVolumesToFsBackup: bool,
+    ttl: str,
+    csiSnapshotTimeout: str,
+    itemOperationTimeout: str,
+    hooks: obj({ resources: list(z.object({ name: str, pre: list(z.object({ exec: execHook })), post: list(z.object({ exec: execHook })) })) }),
+  })
+  .optional()
+  .catch(undefined);
 
-export interface Backup {
-  metadata?: ObjectMeta;
-  spec?: BackupSpec;
-  status?: { phase?: string };
-}
+export const backupStorageLocationSchema = z.object({
+  metadata,
+  spec: obj({
+    provider: str,
+    objectStorage: obj({ bucket: str, prefix: str, caCert: str, caCertRef: secretKeyRef }),
+    config: strMap,
+    credential: secretKeyRef,
+    default: bool,
+    accessMode: str,
+    backupSyncPeriod: str,
+    validationFrequency: str,
+  }),
+});
 
-export interface Schedule {
-  metadata?: ObjectMeta;
-  spec?: { schedule?: string; template?: BackupSpec; paused?: boolean };
-}
+export const backupSchema = z.object({ metadata, spec: backupSpec, status: obj({ phase: str }) });
 
-export interface Restore {
-  metadata?: ObjectMeta;
-  spec?: {
-    backupName?: string;
-    scheduleName?: string;
-    itemOperationTimeout?: string;
-    hooks?: {
-      resources?: Array<{
-        name?: string;
-        postHooks?: Array<{ exec?: ExecHook; init?: { initContainers?: Array<{ name?: string; image?: string; command?: string[] }>; timeout?: string } }>;
-      }>;
-    };
-  };
+export const scheduleSchema = z.object({ metadata, spec: obj({ schedule: str, template: backupSpec, paused: bool }) });
+
+export const restoreSchema = z.object({
+  metadata,
+  spec: obj({
+    backupName: str,
+    scheduleName: str,
+    itemOperationTimeout: str,
+    hooks: obj({
+      resources: list(
+        z.object({
+          name: str,
+          postHooks: list(
+            z.object({
+              exec: execHook,
+              init: obj({ initContainers: list(z.object({ name: str, image: str, command: z.array(z.unknown()).optional().catch(undefined) })), timeout: str }),
+            }),
+          ),
+        }),
+      ),
+    }),
+  }),
+});
+
+export type BackupStorageLocation = z.infer<typeof backupStorageLocationSchema>;
+export type Backup = z.infer<typeof backupSchema>;
+export type Schedule = z.infer<typeof scheduleSchema>;
+export type Restore = z.infer<typeof restoreSchema>;
+export type BackupSpec = NonNullable<z.infer<typeof backupSpec>>;
+export type ExecHook = NonNullable<z.infer<typeof execHook>>;
+export type SecretKeyRef = z.infer<typeof secretKeyRef>;
+
+/** Parses leniently; anything that is not even an object reads as an empty object. */
+export function readVeleroObject<T>(schema: z.ZodType<T>, value: unknown): T {
+  const result = schema.safeParse(value);
+  return result.success ? result.data : schema.parse({});
 }
 
 /** A name without "/" means a plugin in velero.io (Velero's sanitizeName). */

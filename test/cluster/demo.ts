@@ -3,13 +3,13 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { generateCertificateFiles } from "../../src/certs/files.js";
 import { applyObjects, parseManifests } from "../../src/kube/apply.js";
-import { kubeRequest } from "../../src/kube/request.js";
+import { KubeRequestError, kubeRequest } from "../../src/kube/request.js";
 import type { Pod } from "../../src/pods/pod.js";
 import { repoRoot, toolPath } from "./binaries.js";
 import { startControlPlane } from "./controlPlane.js";
 import { installAppSnapshotsCrds, installVeleroCrds } from "./crds.js";
 import { until } from "./wait.js";
-import { applyPodMutatingWebhook, webhookProcess } from "./webhook.js";
+import { applyPodMutatingWebhook, applyVeleroValidatingWebhook, webhookProcess } from "./webhook.js";
 
 const say = (line = "") => console.log(line);
 const step = (line: string) => console.log(`\x1b[1m==> ${line}\x1b[0m`);
@@ -58,9 +58,11 @@ try {
   for (const p of policies) say(`    ${p.kind} ${p.metadata?.namespace ? `${p.metadata.namespace}/` : ""}${p.metadata?.name}`);
 
   const pods = examples("pods.yaml") as Pod[];
+  // Both policies match postgres-0; it gets the namespaced one only once the webhook has seen every policy.
   await until("the webhook to see the policies", async () => {
     const res = await kubeRequest(kc, "POST", "/api/v1/namespaces/shop/pods?dryRun=All", { ...pods[0], metadata: { ...pods[0]!.metadata, name: "canary" } });
-    return (res.body as Pod).metadata?.annotations?.["appsnapshots.io/policy"];
+    const warnings = res.warnings.join(" ");
+    return (res.body as Pod).metadata?.annotations?.["appsnapshots.io/policy"] === "shop/databases" && warnings.includes("cluster/nightly-pvcs") ? true : undefined;
   });
 
   step("creating the pods of examples/pods.yaml through the apiserver");
@@ -74,6 +76,24 @@ try {
     for (const [k, v] of added) say(`    + ${k}: ${v}`);
     for (const w of created.warnings) say(`    ! ${w}`);
   }
+
+  say();
+  step("Velero admission: a ValidatingWebhookConfiguration for velero.io locations, backups, schedules, restores");
+  await applyVeleroValidatingWebhook(kc, { name: "app-snapshots-velero", url: `${webhook.url}/validate/velero`, caPem: webhook.caPem });
+  await applyObjects(kc, examples("velero.yaml"));
+  say("    applied examples/velero.yaml: namespace velero, Velero v1.18.2 Deployment, credentials Secret, BackupStorageLocation default (S3)");
+  const lvp = { apiVersion: "velero.io/v1", kind: "BackupStorageLocation", metadata: { name: "nfs-snapshots", namespace: "velero" }, spec: { provider: "replicated.com/nfs", objectStorage: { bucket: "snapshots" }, config: { path: "/exports/velero" } } };
+  say("    creating BackupStorageLocation velero/nfs-snapshots (provider replicated.com/nfs, no server):");
+  const rejected = await until("the Velero webhook to answer", async () => {
+    try {
+      await kubeRequest(kc, "POST", "/apis/velero.io/v1/namespaces/velero/backupstoragelocations?dryRun=All", lvp);
+      return undefined;
+    } catch (err) {
+      return err instanceof KubeRequestError ? err : undefined;
+    }
+  });
+  say(`    rejected (HTTP ${rejected.status}):`);
+  for (const part of String((rejected.body as { message?: string }).message).split("; ")) say(`      ${part}`);
 
   say();
   step("try it yourself");

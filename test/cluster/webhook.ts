@@ -137,3 +137,32 @@ export async function applyPodMutatingWebhook(kc: KubeConfig, options: MutatingW
   await api.deleteMutatingWebhookConfiguration({ name: options.name }).catch(() => undefined);
   await api.createMutatingWebhookConfiguration({ body });
 }
+
+/** The ValidatingWebhookConfiguration for Velero's objects, in url mode. */
+export async function applyVeleroValidatingWebhook(kc: KubeConfig, options: Omit<MutatingWebhookOptions, "reinvocationPolicy">): Promise<void> {
+  const api = kc.makeApiClient(AdmissionregistrationV1Api);
+  const body = {
+    apiVersion: "admissionregistration.k8s.io/v1",
+    kind: "ValidatingWebhookConfiguration",
+    metadata: { name: options.name },
+    webhooks: [
+      {
+        name: "velero.appsnapshots.io",
+        clientConfig: { url: options.url, caBundle: Buffer.from(options.caPem).toString("base64") },
+        rules: [
+          { apiGroups: ["velero.io"], apiVersions: ["v1"], operations: ["CREATE", "UPDATE", "DELETE"], resources: ["backupstoragelocations"], scope: "Namespaced" },
+          { apiGroups: ["velero.io"], apiVersions: ["v1"], operations: ["CREATE", "UPDATE"], resources: ["backups", "schedules"], scope: "Namespaced" },
+          { apiGroups: ["velero.io"], apiVersions: ["v1"], operations: ["CREATE"], resources: ["restores"], scope: "Namespaced" },
+        ],
+        failurePolicy: options.failurePolicy ?? "Fail",
+        sideEffects: "None",
+        timeoutSeconds: 10,
+        matchPolicy: "Equivalent",
+        admissionReviewVersions: ["v1"],
+        ...(options.namespaceSelector ? { namespaceSelector: options.namespaceSelector } : {}),
+      },
+    ],
+  };
+  await api.deleteValidatingWebhookConfiguration({ name: options.name }).catch(() => undefined);
+  await api.createValidatingWebhookConfiguration({ body });
+}

@@ -76,8 +76,9 @@ describe("formatWarnings", () => {
     expect(formatWarnings(many)).toEqual([...many.slice(0, 9).map((w) => `app-snapshots: ${w}`), "app-snapshots: and 5 more"]);
     const long = formatWarnings(["x".repeat(500)])[0]!;
     expect(long).toHaveLength(199);
-    expect(long.endsWith("…")).toBe(true);
+    expect(long.endsWith("...")).toBe(true);
     expect(formatWarnings(["a\nb"])).toEqual(["app-snapshots: a b"]);
+    expect(formatWarnings(["runs \u201csync\u201d"])).toEqual(["app-snapshots: runs \\u201csync\\u201d"]);
   });
 });
 

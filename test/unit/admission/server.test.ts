@@ -92,7 +92,7 @@ describe("POST /mutate/pods", () => {
   it("answers 404 in JSON for other paths", async () => {
     const res = await fetch(`${server.url}/mutate/deployments`, { method: "POST", body: "{}", headers: { "content-type": "application/json" } });
     expect(res.status).toBe(404);
-    expect(await res.json()).toEqual({ message: "not found: POST /mutate/pods" });
+    expect(await res.json()).toEqual({ message: "not found: POST /mutate/pods or POST /validate/velero" });
   });
 
   it("counts requests, patches and latency", async () => {

@@ -37,6 +37,29 @@ describe("app-snapshots review", () => {
   });
 });
 
+describe("app-snapshots review of Velero objects", () => {
+  it("judges a BackupStorageLocation against the objects in the state files", () => {
+    const review = {
+      apiVersion: "admission.k8s.io/v1",
+      kind: "AdmissionReview",
+      request: {
+        uid: "v1",
+        kind: { group: "velero.io", version: "v1", kind: "BackupStorageLocation" },
+        resource: { group: "velero.io", version: "v1", resource: "backupstoragelocations" },
+        namespace: "velero",
+        operation: "CREATE",
+        object: { apiVersion: "velero.io/v1", kind: "BackupStorageLocation", metadata: { name: "twin", namespace: "velero" }, spec: { provider: "aws", objectStorage: { bucket: "velero", prefix: "cluster-a" }, config: { region: "us-east-1", s3Url: "http://app-snapshots-storage.app-snapshots.svc:9000" } } },
+      },
+    };
+    const result = cli(["review", "--state", "examples/velero.yaml"], JSON.stringify(review));
+    expect(result.status).toBe(0);
+    const out = JSON.parse(result.stdout) as { response: { allowed: boolean; status: { code: number; message: string } } };
+    expect(out.response.allowed).toBe(false);
+    expect(out.response.status.code).toBe(422);
+    expect(out.response.status.message).toContain('bucket "velero" prefix "cluster-a" is also used by BackupStorageLocation velero/default');
+  });
+});
+
 describe("app-snapshots explain", () => {
   it("explains the pod template of a StatefulSet: policy, annotations, warnings", () => {
     const result = cli(["explain", "--state", "examples/policies.yaml", "-f", "examples/workloads.yaml"]);

@@ -190,7 +190,7 @@ describe("rule 5: lint of hand-written hook annotations", () => {
     const decision = decidePod(fixturePod("handwritten-annotations"), "shop", stateFrom(""));
     expect(decision.pod).toEqual(fixturePod("handwritten-annotations"));
     expect(decision.warnings).toEqual([
-      'pre.hook.backup.velero.io/command has spaces but is not a JSON array: Velero runs "/bin/sh -c "mysqldump --all-databases > …" as ONE program name. Use ["/bin/sh","-c","..."]',
+      'pre.hook.backup.velero.io/command has spaces but is not a JSON array: Velero runs "/bin/sh -c "mysqldump --all-databases > ..." as ONE program name. Use ["/bin/sh","-c","..."]',
       'pre.hook.backup.velero.io/on-error: "fail" is neither Continue nor Fail (case-sensitive); Velero treats it as unset',
       'pre.hook.backup.velero.io/timeout: "5 minutes" is not a Go duration (e.g. 30s, 5m, 1h30m); Velero ignores it and uses its default',
       "post.hook.restore.velero.io/command is not valid JSON (single quotes?); Velero runs the whole text as one program name. Use [\"cmd\",\"arg\"]",

@@ -1,0 +1,79 @@
+import { describe, type Finding } from "../velero/findings.js";
+import { validateBackup, validateRestore, validateSchedule } from "../velero/backupRules.js";
+import { validateLocation, validateLocationDelete, validateLocationUpdate } from "../velero/locationRules.js";
+import { backupSchema, backupStorageLocationSchema, readVeleroObject, restoreSchema, scheduleSchema } from "../velero/objects.js";
+import type { Verdict } from "./admit.js";
+import type { AdmissionRequest } from "./review.js";
+import type { ClusterState } from "./state.js";
+
+export const VELERO_KINDS = ["BackupStorageLocation", "Backup", "Schedule", "Restore"] as const;
+
+export function isVeleroRequest(request: AdmissionRequest): boolean {
+  return request.kind.group === "velero.io" && (VELERO_KINDS as readonly string[]).includes(request.kind.kind);
+}
+
+const specOf = (o: unknown) => JSON.stringify((o as { spec?: unknown } | null)?.spec ?? null);
+const withoutDefault = (o: unknown) => {
+  const spec = { ...((o as { spec?: Record<string, unknown> } | null)?.spec ?? {}) };
+  delete spec.default;
+  return JSON.stringify(spec);
+};
+
+/** The findings for one request, before UPDATE leniency. */
+function findingsFor(request: AdmissionRequest, object: unknown, state: ClusterState): Finding[] {
+  const velero = state.velero;
+  switch (request.kind.kind) {
+    case "BackupStorageLocation":
+      return validateLocation(readVeleroObject(backupStorageLocationSchema, object), velero);
+    case "Backup":
+      return validateBackup(readVeleroObject(backupSchema, object), velero);
+    case "Schedule":
+      return validateSchedule(readVeleroObject(scheduleSchema, object), velero);
+    case "Restore":
+      return validateRestore(readVeleroObject(restoreSchema, object), velero);
+    default:
+      return [];
+  }
+}
+
+/**
+ * Validates Velero's own objects. Only changes a person makes are judged: status-only updates
+ * (Velero's controllers write status on the same object) pass untouched, and an UPDATE never
+ * fails for a problem the object already had, so Velero can always keep updating what exists.
+ */
+export function admitVelero(request: AdmissionRequest, state: ClusterState): Verdict {
+  const kind = request.kind.kind;
+  let findings: Finding[] = [];
+  if (request.operation === "DELETE") {
+    if (kind === "BackupStorageLocation" && request.oldObject) findings = validateLocationDelete(readVeleroObject(backupStorageLocationSchema, request.oldObject), state.velero);
+  } else if (request.operation === "CREATE") {
+    if (request.object) findings = findingsFor(request, request.object, state);
+  } else if (request.operation === "UPDATE" && kind !== "Restore" && request.object && request.oldObject) {
+    if (specOf(request.object) === specOf(request.oldObject)) return { allowed: true, warnings: [] };
+    // Velero itself flips spec.default on older locations (ensureSingleDefaultBSL); never block that.
+    if (kind === "BackupStorageLocation" && withoutDefault(request.object) === withoutDefault(request.oldObject)) return { allowed: true, warnings: [] };
+    const before = new Set(findingsFor(request, request.oldObject, state).filter((f) => f.severity === "deny").map(describe));
+    findings = findingsFor(request, request.object, state).map((f) =>
+      f.severity === "deny" && before.has(describe(f)) ? { ...f, severity: "warn" as const, message: `${f.message} (already so before this change)` } : f,
+    );
+    if (kind === "BackupStorageLocation") {
+      const [now, before] = [request.object, request.oldObject].map((o) => readVeleroObject(backupStorageLocationSchema, o));
+      findings.push(...validateLocationUpdate(now!, before!, state.velero));
+    }
+  }
+  const denials = findings.filter((f) => f.severity === "deny");
+  const warnings = findings.filter((f) => f.severity === "warn").map(describe);
+  if (denials.length === 0) return { allowed: true, warnings };
+  const object = (request.object ?? request.oldObject) as { metadata?: { name?: string; namespace?: string } } | undefined;
+  const name = `${object?.metadata?.namespace ?? request.namespace ?? "default"}/${object?.metadata?.name ?? request.name ?? "?"}`;
+  const refusal = denials.some((f) => f.refusal);
+  return {
+    allowed: false,
+    warnings,
+    denial: {
+      code: refusal ? 403 : 422,
+      reason: refusal ? "Forbidden" : "Invalid",
+      message: `app-snapshots: ${kind} ${name} ${request.operation === "DELETE" ? "cannot be deleted" : "is invalid"}: ${denials.map(describe).join("; ")}`,
+    },
+  };
+}

@@ -1,0 +1,115 @@
+import type { VeleroState } from "../admission/state.js";
+import { cronProblem } from "./cron.js";
+import { parseGoDuration } from "./duration.js";
+import { deny, warn, type Finding } from "./findings.js";
+import type { Backup, BackupSpec, ExecHook, Restore, Schedule } from "./objects.js";
+
+const nsOf = (o: { metadata?: { namespace?: string } }) => o.metadata?.namespace ?? "default";
+const ON_ERROR = ["Continue", "Fail"];
+
+function durationFinding(field: string, value: string | undefined): Finding[] {
+  if (value === undefined) return [];
+  return parseGoDuration(value) === undefined ? [deny(field, `"${value}" is not a duration (e.g. 30s, 10m, 720h)`)] : [];
+}
+
+function execHookFindings(field: string, exec: ExecHook | undefined, durations: Array<"timeout" | "execTimeout" | "waitTimeout">): Finding[] {
+  if (!exec) return [];
+  const findings: Finding[] = [];
+  if (!Array.isArray(exec.command) || exec.command.length === 0) findings.push(deny(`${field}.command`, "must have at least one element"));
+  if (exec.onError !== undefined && !ON_ERROR.includes(exec.onError)) findings.push(deny(`${field}.onError`, `must be Continue or Fail (case-sensitive), not "${exec.onError}"`));
+  for (const key of durations) findings.push(...durationFinding(`${field}.${key}`, exec[key]));
+  return findings;
+}
+
+/** The rules shared by a Backup's spec and a Schedule's template. */
+function backupSpecFindings(base: string, spec: BackupSpec, namespace: string, state: VeleroState, version: string | undefined): Finding[] {
+  const findings: Finding[] = [];
+  const locations = state.locations.filter((l) => nsOf(l) === namespace);
+  if (spec.storageLocation) {
+    const location = locations.find((l) => l.metadata?.name === spec.storageLocation);
+    if (!location) findings.push(deny(`${base}.storageLocation`, `BackupStorageLocation ${namespace}/${spec.storageLocation} does not exist`));
+    else if (location.spec?.accessMode === "ReadOnly") findings.push(deny(`${base}.storageLocation`, `${spec.storageLocation} is ReadOnly; Velero fails backups to it (FailedValidation)`));
+  } else {
+    const defaults = locations.filter((l) => l.spec?.default === true);
+    if (defaults.length === 0) findings.push(deny(`${base}.storageLocation`, `is not set and ${namespace} has no default BackupStorageLocation; set storageLocation or mark a location default: true`));
+    else if (defaults.every((l) => l.spec?.accessMode === "ReadOnly")) findings.push(deny(`${base}.storageLocation`, `is not set and the default location ${defaults[0]!.metadata?.name} is ReadOnly`));
+  }
+  for (const [i, name] of (spec.volumeSnapshotLocations ?? []).entries()) {
+    if (!state.snapshotLocations) {
+      findings.push(warn(`${base}.volumeSnapshotLocations[${i}]`, `${name} not checked: app-snapshots does not know this cluster's VolumeSnapshotLocations`));
+    } else if (!state.snapshotLocations.has(`${namespace}/${name}`)) {
+      findings.push(deny(`${base}.volumeSnapshotLocations[${i}]`, `VolumeSnapshotLocation ${namespace}/${name} does not exist`));
+    }
+  }
+  for (const key of ["ttl", "csiSnapshotTimeout", "itemOperationTimeout"] as const) findings.push(...durationFinding(`${base}.${key}`, spec[key]));
+  if (spec.defaultVolumesToRestic !== undefined) {
+    findings.push(
+      warn(
+        `${base}.defaultVolumesToRestic`,
+        `is deprecated${version ? ` (this cluster runs Velero ${version}; restic is gone since 1.17)` : ""}; use defaultVolumesToFsBackup, which Velero >= 1.17 backs with kopia`,
+      ),
+    );
+  }
+  for (const [i, resource] of (spec.hooks?.resources ?? []).entries()) {
+    const field = `${base}.hooks.resources[${i}]`;
+    if (!resource.name) findings.push(deny(`${field}.name`, "is required"));
+    for (const phase of ["pre", "post"] as const) {
+      for (const [j, hook] of (resource[phase] ?? []).entries()) findings.push(...execHookFindings(`${field}.${phase}[${j}].exec`, hook.exec, ["timeout"]));
+    }
+  }
+  return findings;
+}
+
+export function validateBackup(backup: Backup, state: VeleroState): Finding[] {
+  const namespace = nsOf(backup);
+  return backupSpecFindings("spec", backup.spec ?? {}, namespace, state, state.versions.get(namespace));
+}
+
+export function validateSchedule(schedule: Schedule, state: VeleroState): Finding[] {
+  const namespace = nsOf(schedule);
+  const findings: Finding[] = [];
+  const expression = schedule.spec?.schedule;
+  if (!expression) findings.push(deny("spec.schedule", "is required (a cron expression such as 0 2 * * *, or @every 6h)"));
+  else {
+    const problem = cronProblem(expression);
+    if (problem) findings.push(deny("spec.schedule", `"${expression}" is not a valid schedule: ${problem}`));
+  }
+  findings.push(...backupSpecFindings("spec.template", schedule.spec?.template ?? {}, namespace, state, state.versions.get(namespace)));
+  return findings;
+}
+
+export function validateRestore(restore: Restore, state: VeleroState): Finding[] {
+  const namespace = nsOf(restore);
+  const spec = restore.spec ?? {};
+  const findings: Finding[] = [];
+  if (spec.backupName && spec.scheduleName) findings.push(deny("spec.scheduleName", "and backupName are both set; Velero needs exactly one"));
+  if (!spec.backupName && !spec.scheduleName) findings.push(deny("spec.backupName", "or spec.scheduleName is required"));
+  if (spec.backupName) {
+    const backup = state.backups.find((b) => nsOf(b) === namespace && b.metadata?.name === spec.backupName);
+    if (!backup) findings.push(deny("spec.backupName", `Backup ${namespace}/${spec.backupName} does not exist (is the location synced? velero backup get)`));
+    else if (backup.status?.phase !== "Completed" && backup.status?.phase !== "PartiallyFailed") {
+      findings.push(warn("spec.backupName", `Backup ${spec.backupName} is ${backup.status?.phase ?? "not yet processed"}, not Completed or PartiallyFailed; the restore may fail or be incomplete`));
+    }
+  } else if (spec.scheduleName && !state.schedules.some((s) => nsOf(s) === namespace && s.metadata?.name === spec.scheduleName)) {
+    findings.push(deny("spec.scheduleName", `Schedule ${namespace}/${spec.scheduleName} does not exist`));
+  }
+  findings.push(...durationFinding("spec.itemOperationTimeout", spec.itemOperationTimeout));
+  for (const [i, resource] of (spec.hooks?.resources ?? []).entries()) {
+    const field = `spec.hooks.resources[${i}]`;
+    if (!resource.name) findings.push(deny(`${field}.name`, "is required"));
+    for (const [j, hook] of (resource.postHooks ?? []).entries()) {
+      const hookField = `${field}.postHooks[${j}]`;
+      findings.push(...execHookFindings(`${hookField}.exec`, hook.exec, ["execTimeout", "waitTimeout"]));
+      if (hook.init) {
+        findings.push(...durationFinding(`${hookField}.init.timeout`, hook.init.timeout));
+        for (const [k, container] of (hook.init.initContainers ?? []).entries()) {
+          const missing = (["name", "image", "command"] as const).filter((key) => (key === "command" ? !container.command?.length : !container[key]));
+          if (missing.length > 0) {
+            findings.push(deny(`${hookField}.init.initContainers[${k}]`, `needs ${missing.join(", ")}; Velero ends the restore FailedValidation otherwise`));
+          }
+        }
+      }
+    }
+  }
+  return findings;
+}
