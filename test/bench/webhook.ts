@@ -16,6 +16,7 @@ import { until } from "../cluster/wait.js";
 import { applyPodMutatingWebhook, webhookProcess } from "../cluster/webhook.js";
 import { applyObjects, parseManifests } from "../../src/kube/apply.js";
 import { machine, ratio, writeSection } from "./report.js";
+import { admissionReview } from "../cluster/reviews.js";
 
 const log = (line: string) => console.log(`[bench] ${line}`);
 const dir = mkdtempSync(path.join(os.tmpdir(), "app-snapshots-bench-"));
@@ -37,20 +38,8 @@ function benchPod(): Pod {
 }
 
 function benchReview(pod: Pod): string {
-  return JSON.stringify({
-    apiVersion: "admission.k8s.io/v1",
-    kind: "AdmissionReview",
-    request: {
-      uid: "5f0b2c1e-8d2e-4c55-a0a4-1b0d7c2e9f11",
-      kind: { group: "", version: "v1", kind: "Pod" },
-      resource: { group: "", version: "v1", resource: "pods" },
-      namespace: "shop",
-      operation: "CREATE",
-      userInfo: { username: "system:serviceaccount:kube-system:statefulset-controller", groups: ["system:serviceaccounts"] },
-      object: pod,
-      dryRun: false,
-    },
-  });
+  const review = admissionReview({ group: "", kind: "Pod", resource: "pods", namespace: "shop", operation: "CREATE", object: pod, uid: "5f0b2c1e-8d2e-4c55-a0a4-1b0d7c2e9f11" });
+  return JSON.stringify({ ...review, request: { ...review.request, userInfo: { username: "system:serviceaccount:kube-system:statefulset-controller", groups: ["system:serviceaccounts"] }, dryRun: false } });
 }
 
 /** 20 policies; the matching one is the last namespaced policy, so every other one is evaluated first. */

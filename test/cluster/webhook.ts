@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
-import { AdmissionregistrationV1Api, type KubeConfig, type V1LabelSelector } from "@kubernetes/client-node";
+import type { KubeConfig, V1LabelSelector } from "@kubernetes/client-node";
+import { applyObjects } from "../../src/kube/apply.js";
 import { createCa, issueCertificate } from "../../src/certs/authority.js";
 import { repoRoot } from "./binaries.js";
 import { freePort, startChild, type Child } from "./processes.js";
@@ -97,6 +98,21 @@ export async function webhookProcess(options: {
   return self;
 }
 
+/** The fields every webhook entry of ours shares, in url mode (the chart uses a Service instead). */
+function webhookEntry(name: string, options: MutatingWebhookOptions, rules: object[], failurePolicy: "Ignore" | "Fail", timeoutSeconds: number) {
+  return {
+    name,
+    clientConfig: { url: options.url, caBundle: Buffer.from(options.caPem).toString("base64") },
+    rules,
+    failurePolicy: options.failurePolicy ?? failurePolicy,
+    sideEffects: "None",
+    timeoutSeconds,
+    matchPolicy: "Equivalent",
+    admissionReviewVersions: ["v1"],
+    ...(options.namespaceSelector ? { namespaceSelector: options.namespaceSelector } : {}),
+  };
+}
+
 export interface MutatingWebhookOptions {
   name: string;
   url: string;
@@ -108,23 +124,14 @@ export interface MutatingWebhookOptions {
 
 /** A MutatingWebhookConfiguration for pod CREATE in url mode, as the chart will render it (minus the Service). */
 export async function applyPodMutatingWebhook(kc: KubeConfig, options: MutatingWebhookOptions): Promise<void> {
-  const api = kc.makeApiClient(AdmissionregistrationV1Api);
   const body = {
     apiVersion: "admissionregistration.k8s.io/v1",
     kind: "MutatingWebhookConfiguration",
     metadata: { name: options.name },
     webhooks: [
       {
-        name: "pods.appsnapshots.io",
-        clientConfig: { url: options.url, caBundle: Buffer.from(options.caPem).toString("base64") },
-        rules: [{ apiGroups: [""], apiVersions: ["v1"], operations: ["CREATE"], resources: ["pods"], scope: "Namespaced" }],
-        failurePolicy: options.failurePolicy ?? "Ignore",
+        ...webhookEntry("pods.appsnapshots.io", options, [{ apiGroups: [""], apiVersions: ["v1"], operations: ["CREATE"], resources: ["pods"], scope: "Namespaced" }], "Ignore", 5),
         reinvocationPolicy: options.reinvocationPolicy ?? "IfNeeded",
-        sideEffects: "None",
-        timeoutSeconds: 5,
-        matchPolicy: "Equivalent",
-        admissionReviewVersions: ["v1"],
-        ...(options.namespaceSelector ? { namespaceSelector: options.namespaceSelector } : {}),
         matchConditions: [
           {
             name: "not-a-mirror-pod",
@@ -134,35 +141,28 @@ export async function applyPodMutatingWebhook(kc: KubeConfig, options: MutatingW
       },
     ],
   };
-  await api.deleteMutatingWebhookConfiguration({ name: options.name }).catch(() => undefined);
-  await api.createMutatingWebhookConfiguration({ body });
+  await applyObjects(kc, [body]);
 }
 
 /** The ValidatingWebhookConfiguration for Velero's objects, in url mode. */
 export async function applyVeleroValidatingWebhook(kc: KubeConfig, options: Omit<MutatingWebhookOptions, "reinvocationPolicy">): Promise<void> {
-  const api = kc.makeApiClient(AdmissionregistrationV1Api);
   const body = {
     apiVersion: "admissionregistration.k8s.io/v1",
     kind: "ValidatingWebhookConfiguration",
     metadata: { name: options.name },
     webhooks: [
-      {
-        name: "velero.appsnapshots.io",
-        clientConfig: { url: options.url, caBundle: Buffer.from(options.caPem).toString("base64") },
-        rules: [
+      webhookEntry(
+        "velero.appsnapshots.io",
+        options,
+        [
           { apiGroups: ["velero.io"], apiVersions: ["v1"], operations: ["CREATE", "UPDATE", "DELETE"], resources: ["backupstoragelocations"], scope: "Namespaced" },
           { apiGroups: ["velero.io"], apiVersions: ["v1"], operations: ["CREATE", "UPDATE"], resources: ["backups", "schedules"], scope: "Namespaced" },
           { apiGroups: ["velero.io"], apiVersions: ["v1"], operations: ["CREATE"], resources: ["restores"], scope: "Namespaced" },
         ],
-        failurePolicy: options.failurePolicy ?? "Fail",
-        sideEffects: "None",
-        timeoutSeconds: 10,
-        matchPolicy: "Equivalent",
-        admissionReviewVersions: ["v1"],
-        ...(options.namespaceSelector ? { namespaceSelector: options.namespaceSelector } : {}),
-      },
+        "Fail",
+        10,
+      ),
     ],
   };
-  await api.deleteValidatingWebhookConfiguration({ name: options.name }).catch(() => undefined);
-  await api.createValidatingWebhookConfiguration({ body });
+  await applyObjects(kc, [body]);
 }

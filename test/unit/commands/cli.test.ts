@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { policyCrdsYaml } from "../../../src/policy/crd.js";
 import { createReview, fixturePod } from "../pods/support.js";
+import { veleroReview } from "../velero/support.js";
 
 const cli = (args: string[], input?: string) => spawnSync(process.execPath, ["dist/src/cli.js", ...args], { input, encoding: "utf8" });
 
@@ -39,18 +40,8 @@ describe("app-snapshots review", () => {
 
 describe("app-snapshots review of Velero objects", () => {
   it("judges a BackupStorageLocation against the objects in the state files", () => {
-    const review = {
-      apiVersion: "admission.k8s.io/v1",
-      kind: "AdmissionReview",
-      request: {
-        uid: "v1",
-        kind: { group: "velero.io", version: "v1", kind: "BackupStorageLocation" },
-        resource: { group: "velero.io", version: "v1", resource: "backupstoragelocations" },
-        namespace: "velero",
-        operation: "CREATE",
-        object: { apiVersion: "velero.io/v1", kind: "BackupStorageLocation", metadata: { name: "twin", namespace: "velero" }, spec: { provider: "aws", objectStorage: { bucket: "velero", prefix: "cluster-a" }, config: { region: "us-east-1", s3Url: "http://app-snapshots-storage.app-snapshots.svc:9000" } } },
-      },
-    };
+    const object = { apiVersion: "velero.io/v1", kind: "BackupStorageLocation", metadata: { name: "twin", namespace: "velero" }, spec: { provider: "aws", objectStorage: { bucket: "velero", prefix: "cluster-a" }, config: { region: "us-east-1", s3Url: "http://app-snapshots-storage.app-snapshots.svc:9000" } } };
+    const review = veleroReview("BackupStorageLocation", "CREATE", object);
     const result = cli(["review", "--state", "examples/velero.yaml"], JSON.stringify(review));
     expect(result.status).toBe(0);
     const out = JSON.parse(result.stdout) as { response: { allowed: boolean; status: { code: number; message: string } } };

@@ -3,6 +3,7 @@ import { parse, parseAllDocuments } from "yaml";
 import { buildClusterState, type ClusterState } from "../../../src/admission/state.js";
 import type { Pod } from "../../../src/pods/pod.js";
 import type { AdmissionReview } from "../../../src/admission/review.js";
+import { admissionReview } from "../../cluster/reviews.js";
 
 export function fixturePod(name: string): Pod {
   return parse(readFileSync(`test/fixtures/pods/${name}.yaml`, "utf8")) as Pod;
@@ -24,17 +25,5 @@ export function policyYaml(name: string, spec: string, namespace = "shop"): stri
 }
 
 export function createReview(pod: Pod, namespace = pod.metadata?.namespace ?? "default", operation: "CREATE" | "UPDATE" = "CREATE"): AdmissionReview {
-  return {
-    apiVersion: "admission.k8s.io/v1",
-    kind: "AdmissionReview",
-    request: {
-      uid: "705ab4f5-6393-11e8-b7cc-42010a800002",
-      kind: { group: "", version: "v1", kind: "Pod" },
-      resource: { group: "", version: "v1", resource: "pods" },
-      namespace,
-      operation,
-      object: pod,
-      ...(operation === "UPDATE" ? { oldObject: pod } : {}),
-    },
-  };
+  return admissionReview({ group: "", kind: "Pod", resource: "pods", namespace, operation, object: pod, ...(operation === "UPDATE" ? { oldObject: pod } : {}) });
 }

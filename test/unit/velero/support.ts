@@ -1,4 +1,5 @@
 import type { AdmissionReview } from "../../../src/admission/review.js";
+import { admissionReview } from "../../cluster/reviews.js";
 import { buildClusterState, type ClusterState } from "../../../src/admission/state.js";
 
 export const NS = "velero";
@@ -39,20 +40,7 @@ export function veleroReview(
   object: unknown,
   oldObject?: unknown,
 ): AdmissionReview {
-  const plural = { BackupStorageLocation: "backupstoragelocations", Backup: "backups", Schedule: "schedules", Restore: "restores" }[kind];
+  const resource = { BackupStorageLocation: "backupstoragelocations", Backup: "backups", Schedule: "schedules", Restore: "restores" }[kind];
   const meta = ((object ?? oldObject) as { metadata: { name: string; namespace?: string } }).metadata;
-  return {
-    apiVersion: "admission.k8s.io/v1",
-    kind: "AdmissionReview",
-    request: {
-      uid: "b1",
-      kind: { group: "velero.io", version: "v1", kind },
-      resource: { group: "velero.io", version: "v1", resource: plural },
-      namespace: meta.namespace ?? NS,
-      name: meta.name,
-      operation,
-      object: operation === "DELETE" ? null : object,
-      ...(oldObject ? { oldObject } : {}),
-    },
-  };
+  return admissionReview({ group: "velero.io", kind, resource, namespace: meta.namespace ?? NS, name: meta.name, operation, object: operation === "DELETE" ? null : object, oldObject, uid: "b1" });
 }
