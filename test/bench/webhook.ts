@@ -199,12 +199,14 @@ async function main(): Promise<void> {
   const [oursPort, floorPort, healthPort] = [await freePort(), await freePort(), await freePort()];
   const ours = await startServer("app-snapshots webhook", process.execPath, [path.join(repoRoot, "dist/src/cli.js"), "webhook", "--state", stateFile, "--tls-cert", certFile, "--tls-key", keyFile, "--port", String(oursPort), "--health-port", String(healthPort), "--drain-delay", "0"], oursPort, { LOG_LEVEL: "warn" });
   const floor = await startServer("floor", process.execPath, [path.join(repoRoot, "test/bench/floor.mjs"), certFile, keyFile, String(floorPort)], floorPort);
+  const expressPort = await freePort();
+  const expressFloor = await startServer("express floor", process.execPath, [path.join(repoRoot, "test/bench/express-floor.mjs"), certFile, keyFile, String(expressPort)], expressPort);
   const check = JSON.parse(execFileSync("curl", ["-sk", "-H", "content-type: application/json", "--data-binary", `@${body}`, `${ours.url}/mutate/pods`], { encoding: "utf8" })) as { response: { patch?: string } };
   if (!check.response.patch) throw new Error("the benchmark review is not being mutated; the run would measure the wrong path");
 
   const results: Record<string, { sat: number; fixed: ReturnType<typeof fixedRate>; rss: number }> = {};
   try {
-    for (const server of [floor, ours]) {
+    for (const server of [floor, expressFloor, ours]) {
       log(`${server.name}: saturation (wrk, 1 thread, 16 connections, ${SATURATION_SECONDS}s)`);
       const sat = saturation(server.url, body);
       log(`${server.name}: ${sat.toFixed(0)} req/s; fixed 1,000 req/s (hey, 10 connections, 15s)`);
@@ -215,9 +217,11 @@ async function main(): Promise<void> {
   } finally {
     ours.stop();
     floor.stop();
+    expressFloor.stop();
   }
   const o = results[ours.name]!;
   const f = results[floor.name]!;
+  const e = results[expressFloor.name]!;
 
   log("inside the real apiserver: 300 pod creates");
   const apiserver = await apiserverRun();
@@ -227,15 +231,15 @@ async function main(): Promise<void> {
     "",
     `Run ${new Date().toISOString().slice(0, 16)}Z on ${machine()}. Command: \`make bench\` (\`test/bench/webhook.ts\`).`,
     `Load: POST of a ${(review.length / 1024).toFixed(1)} KB pod AdmissionReview over HTTPS keep-alive, 20 policies loaded (the match is the 11th evaluated).`,
-    "Floor: bare `node:https` that parses the JSON body and returns a fixed AdmissionReview (`test/bench/floor.mjs`). Load generators share the machine's 2 cores with the server.",
+    "Floor: bare `node:https` that parses the JSON body and returns a fixed AdmissionReview (`test/bench/floor.mjs`). Express floor: the same answer from express 5 with `express.json()` (`test/bench/express-floor.mjs`), i.e. what the framework alone costs. Load generators share the machine's 2 cores with the servers.",
     "",
-    "| measure | app-snapshots | floor | ratio (ours / floor) | target |",
-    "| --- | --- | --- | --- | --- |",
-    `| saturation throughput (wrk -t1 -c16, ${SATURATION_SECONDS} s) | ${o.sat.toFixed(0)} req/s | ${f.sat.toFixed(0)} req/s | ${ratio(o.sat, f.sat)} | ≥ 0.6 |`,
-    `| p50 latency at 1,000 req/s (hey -c10 -q100, 15 s) | ${o.fixed.p50.toFixed(2)} ms | ${f.fixed.p50.toFixed(2)} ms | ${ratio(o.fixed.p50, f.fixed.p50)} | |`,
-    `| p99 latency at 1,000 req/s | ${o.fixed.p99.toFixed(2)} ms | ${f.fixed.p99.toFixed(2)} ms | ${ratio(o.fixed.p99, f.fixed.p99)} | ≤ 5 ms |`,
-    `| achieved rate in the fixed-rate run | ${o.fixed.rate.toFixed(0)} req/s | ${f.fixed.rate.toFixed(0)} req/s | | |`,
-    `| peak RSS (VmHWM) | ${o.rss.toFixed(0)} MiB | ${f.rss.toFixed(0)} MiB | ${ratio(o.rss, f.rss)} | |`,
+    "| measure | app-snapshots | floor | express floor | ours / floor | ours / express floor | target |",
+    "| --- | --- | --- | --- | --- | --- | --- |",
+    `| saturation throughput (wrk -t1 -c16, ${SATURATION_SECONDS} s) | ${o.sat.toFixed(0)} req/s | ${f.sat.toFixed(0)} req/s | ${e.sat.toFixed(0)} req/s | ${ratio(o.sat, f.sat)} | ${ratio(o.sat, e.sat)} | ≥ 0.6 of floor |`,
+    `| p50 latency at 1,000 req/s (hey -c10 -q100, 15 s) | ${o.fixed.p50.toFixed(2)} ms | ${f.fixed.p50.toFixed(2)} ms | ${e.fixed.p50.toFixed(2)} ms | ${ratio(o.fixed.p50, f.fixed.p50)} | ${ratio(o.fixed.p50, e.fixed.p50)} | |`,
+    `| p99 latency at 1,000 req/s | ${o.fixed.p99.toFixed(2)} ms | ${f.fixed.p99.toFixed(2)} ms | ${e.fixed.p99.toFixed(2)} ms | ${ratio(o.fixed.p99, f.fixed.p99)} | ${ratio(o.fixed.p99, e.fixed.p99)} | ≤ 5 ms |`,
+    `| achieved rate in the fixed-rate run | ${o.fixed.rate.toFixed(0)} req/s | ${f.fixed.rate.toFixed(0)} req/s | ${e.fixed.rate.toFixed(0)} req/s | | | |`,
+    `| peak RSS (VmHWM) | ${o.rss.toFixed(0)} MiB | ${f.rss.toFixed(0)} MiB | ${e.rss.toFixed(0)} MiB | ${ratio(o.rss, f.rss)} | ${ratio(o.rss, e.rss)} | |`,
     "",
     ...apiserver,
   ];

@@ -7,6 +7,7 @@ import { createLogger } from "../../../src/server/logger.js";
 import { createMetricsRegistry } from "../../../src/server/metrics.js";
 import type { ClusterState } from "../../../src/admission/state.js";
 import { createReview, fixturePod, policyYaml, stateFrom } from "../pods/support.js";
+import { awsSpec, bsl, veleroReview } from "../velero/support.js";
 
 const registry = createMetricsRegistry({ defaultMetrics: false });
 const metrics = createAdmissionMetrics(registry);
@@ -69,6 +70,32 @@ describe("POST /mutate/pods", () => {
     } finally {
       state = () => stateFrom(policyYaml("p", "{}"));
     }
+  });
+
+  it("fails closed on /validate/velero: an internal error denies with a message saying the webhook failed", async () => {
+    state = () => {
+      throw new Error("informer cache unavailable");
+    };
+    try {
+      const review = veleroReview("BackupStorageLocation", "CREATE", bsl("default", awsSpec()));
+      const { status, json } = await post(JSON.stringify(review), undefined, "/validate/velero");
+      expect(status).toBe(200);
+      expect(json.response).toEqual({
+        uid: "b1",
+        allowed: false,
+        status: { code: 500, reason: "InternalError", message: "app-snapshots webhook failed, nothing was checked: informer cache unavailable" },
+      });
+    } finally {
+      state = () => stateFrom(policyYaml("p", "{}"));
+    }
+  });
+
+  it("never answers a pod review on the Velero path with a patch, nor a Velero review on the pod path with a denial", async () => {
+    const onVelero = await post(JSON.stringify(createReview(fixturePod("postgres-statefulset"))), undefined, "/validate/velero");
+    expect(onVelero.json.response).toEqual({ uid: "705ab4f5-6393-11e8-b7cc-42010a800002", allowed: true });
+    const broken = veleroReview("BackupStorageLocation", "CREATE", bsl("x", { provider: "aws", objectStorage: { bucket: "a/b" } }));
+    const onPods = await post(JSON.stringify(broken), undefined, "/mutate/pods");
+    expect(onPods.json.response).toEqual({ uid: "b1", allowed: true });
   });
 
   it("answers before the apiserver's ?timeout= when the body stalls", async () => {
