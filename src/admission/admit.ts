@@ -43,7 +43,7 @@ export function encodeResponse(review: AdmissionReview, verdict: Verdict): Admis
   return { apiVersion: review.apiVersion, kind: "AdmissionReview", response };
 }
 
-export function isPodRequest(request: AdmissionRequest): boolean {
+function isPodRequest(request: AdmissionRequest): boolean {
   return request.kind.group === "" && request.kind.kind === "Pod";
 }
 

@@ -33,8 +33,3 @@ export interface Pod {
   };
   [key: string]: unknown;
 }
-
-/** A name for messages: the pod's name, its generateName prefix, or "pod". */
-export function podDisplayName(pod: Pod): string {
-  return pod.metadata?.name || (pod.metadata?.generateName ? `${pod.metadata.generateName}*` : "pod");
-}

@@ -12,7 +12,7 @@ interface PodVolume {
 }
 
 /** The pod's volumes in order, with what Velero's per-volume checks look at. */
-export function describeVolumes(pod: Pod): PodVolume[] {
+function describeVolumes(pod: Pod): PodVolume[] {
   const containers = [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])];
   const mounted = new Set(containers.flatMap((c) => (c.volumeMounts ?? []).map((m) => m.name)));
   const devices = new Set(containers.flatMap((c) => (c.volumeDevices ?? []).map((d) => d.name)));

@@ -9,9 +9,8 @@ export const BACKUP_VOLUMES = "backup.velero.io/backup-volumes";
 /** Opt-out list, honoured when Velero runs with default-volumes-to-fs-backup. */
 export const BACKUP_VOLUMES_EXCLUDES = "backup.velero.io/backup-volumes-excludes";
 
-/** Labels Velero puts on every restored object. */
+/** The label Velero puts on every restored object (with velero.io/backup-name). */
 export const RESTORE_NAME_LABEL = "velero.io/restore-name";
-export const BACKUP_NAME_LABEL = "velero.io/backup-name";
 
 /** The init container Velero prepends to restored pods with volume data; `restic-wait` before 1.10. */
 export const RESTORE_WAIT_CONTAINERS = ["restore-wait", "restic-wait"] as const;
