@@ -1,5 +1,5 @@
 import { parsePolicy, type ClusterSnapshotPolicy, type SnapshotPolicy } from "../policy/types.js";
-import { backupSchema, backupStorageLocationSchema, readVeleroObject, scheduleSchema, type Backup, type BackupStorageLocation, type Schedule } from "../velero/objects.js";
+import { backupSchema, backupStorageLocationSchema, namespaceOf, readVeleroObject, refOf, scheduleSchema, type Backup, type BackupStorageLocation, type Schedule } from "../velero/objects.js";
 import { imageTag } from "../velero/version.js";
 
 /** What the Velero rules need to know about the cluster. */
@@ -93,16 +93,15 @@ export function buildClusterState(input: StateInput): ClusterState {
       schedules.push(readVeleroObject(scheduleSchema, object));
     } else if (kind === "VolumeSnapshotLocation") {
       sawSnapshotLocations = true;
-      const m = (object as { metadata?: { name?: string; namespace?: string } }).metadata;
-      snapshotLocations.add(`${m?.namespace ?? "default"}/${m?.name ?? ""}`);
+      snapshotLocations.add(refOf(object as { metadata?: { name?: string; namespace?: string } }));
     } else if (kind === "Secret") {
       // Keys only: a secret's values never enter the state.
       const secret = object as { metadata?: { name?: string; namespace?: string }; data?: object; stringData?: object };
-      secrets.set(`${secret.metadata?.namespace ?? "default"}/${secret.metadata?.name ?? ""}`, [...Object.keys(secret.data ?? {}), ...Object.keys(secret.stringData ?? {})]);
+      secrets.set(refOf(secret), [...Object.keys(secret.data ?? {}), ...Object.keys(secret.stringData ?? {})]);
     } else if (kind === "Deployment") {
       const deployment = object as { metadata?: { namespace?: string; name?: string; labels?: Record<string, string> }; spec?: unknown };
       const tag = imageTag(veleroImageOf(deployment) ?? "");
-      if (tag) versions.set(deployment.metadata?.namespace ?? "default", tag);
+      if (tag) versions.set(namespaceOf(deployment), tag);
     } else if (kind === "Node") {
       nodeCount = (nodeCount ?? 0) + 1;
     }

@@ -1,7 +1,7 @@
 import { describe, type Finding } from "../velero/findings.js";
 import { validateBackup, validateRestore, validateSchedule } from "../velero/backupRules.js";
 import { validateLocation, validateLocationDelete, validateLocationUpdate } from "../velero/locationRules.js";
-import { backupSchema, backupStorageLocationSchema, readVeleroObject, restoreSchema, scheduleSchema } from "../velero/objects.js";
+import { backupSchema, backupStorageLocationSchema, readVeleroObject, refOf, restoreSchema, scheduleSchema } from "../velero/objects.js";
 import type { Verdict } from "./admit.js";
 import type { AdmissionRequest } from "./review.js";
 import type { ClusterState } from "./state.js";
@@ -12,6 +12,13 @@ export function isVeleroRequest(request: AdmissionRequest): boolean {
   return request.kind.group === "velero.io" && (VELERO_KINDS as readonly string[]).includes(request.kind.kind);
 }
 
+/** Objects are judged in the request's namespace, also when the object itself does not name one. */
+function withRequestNamespace<T>(object: T, request: AdmissionRequest): T {
+  const metadata = (object as { metadata?: { namespace?: string } } | null)?.metadata;
+  if (!request.namespace || typeof object !== "object" || object === null || typeof metadata?.namespace === "string") return object;
+  return { ...object, metadata: { ...(metadata ?? {}), namespace: request.namespace } };
+}
+
 const specOf = (o: unknown) => JSON.stringify((o as { spec?: unknown } | null)?.spec ?? null);
 const withoutDefault = (o: unknown) => {
   const spec = { ...((o as { spec?: Record<string, unknown> } | null)?.spec ?? {}) };
@@ -20,8 +27,9 @@ const withoutDefault = (o: unknown) => {
 };
 
 /** The findings for one request, before UPDATE leniency. */
-function findingsFor(request: AdmissionRequest, object: unknown, state: ClusterState): Finding[] {
+function findingsFor(request: AdmissionRequest, raw: unknown, state: ClusterState): Finding[] {
   const velero = state.velero;
+  const object = withRequestNamespace(raw, request);
   switch (request.kind.kind) {
     case "BackupStorageLocation":
       return validateLocation(readVeleroObject(backupStorageLocationSchema, object), velero);
@@ -45,7 +53,9 @@ export function admitVelero(request: AdmissionRequest, state: ClusterState): Ver
   const kind = request.kind.kind;
   let findings: Finding[] = [];
   if (request.operation === "DELETE") {
-    if (kind === "BackupStorageLocation" && request.oldObject) findings = validateLocationDelete(readVeleroObject(backupStorageLocationSchema, request.oldObject), state.velero);
+    if (kind === "BackupStorageLocation" && request.oldObject) {
+      findings = validateLocationDelete(readVeleroObject(backupStorageLocationSchema, withRequestNamespace(request.oldObject, request)), state.velero);
+    }
   } else if (request.operation === "CREATE") {
     if (request.object) findings = findingsFor(request, request.object, state);
   } else if (request.operation === "UPDATE" && kind !== "Restore" && request.object && request.oldObject) {
@@ -57,15 +67,15 @@ export function admitVelero(request: AdmissionRequest, state: ClusterState): Ver
       f.severity === "deny" && before.has(describe(f)) ? { ...f, severity: "warn" as const, message: `${f.message} (already so before this change)` } : f,
     );
     if (kind === "BackupStorageLocation") {
-      const [now, before] = [request.object, request.oldObject].map((o) => readVeleroObject(backupStorageLocationSchema, o));
+      const [now, before] = [request.object, request.oldObject].map((o) => readVeleroObject(backupStorageLocationSchema, withRequestNamespace(o, request)));
       findings.push(...validateLocationUpdate(now!, before!, state.velero));
     }
   }
   const denials = findings.filter((f) => f.severity === "deny");
   const warnings = findings.filter((f) => f.severity === "warn").map(describe);
   if (denials.length === 0) return { allowed: true, warnings };
-  const object = (request.object ?? request.oldObject) as { metadata?: { name?: string; namespace?: string } } | undefined;
-  const name = `${object?.metadata?.namespace ?? request.namespace ?? "default"}/${object?.metadata?.name ?? request.name ?? "?"}`;
+  const object = withRequestNamespace((request.object ?? request.oldObject ?? {}) as { metadata?: { name?: string; namespace?: string } }, request);
+  const name = refOf({ metadata: { namespace: object.metadata?.namespace, name: object.metadata?.name ?? request.name } });
   const refusal = denials.some((f) => f.refusal);
   return {
     allowed: false,

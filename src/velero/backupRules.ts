@@ -2,9 +2,8 @@ import type { VeleroState } from "../admission/state.js";
 import { cronProblem } from "./cron.js";
 import { parseGoDuration } from "./duration.js";
 import { deny, warn, type Finding } from "./findings.js";
-import type { Backup, BackupSpec, ExecHook, Restore, Schedule } from "./objects.js";
+import { namespaceOf, type Backup, type BackupSpec, type ExecHook, type Restore, type Schedule } from "./objects.js";
 
-const nsOf = (o: { metadata?: { namespace?: string } }) => o.metadata?.namespace ?? "default";
 const ON_ERROR = ["Continue", "Fail"];
 
 function durationFinding(field: string, value: string | undefined): Finding[] {
@@ -24,7 +23,7 @@ function execHookFindings(field: string, exec: ExecHook | undefined, durations: 
 /** The rules shared by a Backup's spec and a Schedule's template. */
 function backupSpecFindings(base: string, spec: BackupSpec, namespace: string, state: VeleroState, version: string | undefined): Finding[] {
   const findings: Finding[] = [];
-  const locations = state.locations.filter((l) => nsOf(l) === namespace);
+  const locations = state.locations.filter((l) => namespaceOf(l) === namespace);
   if (spec.storageLocation) {
     const location = locations.find((l) => l.metadata?.name === spec.storageLocation);
     if (!location) findings.push(deny(`${base}.storageLocation`, `BackupStorageLocation ${namespace}/${spec.storageLocation} does not exist`));
@@ -61,12 +60,12 @@ function backupSpecFindings(base: string, spec: BackupSpec, namespace: string, s
 }
 
 export function validateBackup(backup: Backup, state: VeleroState): Finding[] {
-  const namespace = nsOf(backup);
+  const namespace = namespaceOf(backup);
   return backupSpecFindings("spec", backup.spec ?? {}, namespace, state, state.versions.get(namespace));
 }
 
 export function validateSchedule(schedule: Schedule, state: VeleroState): Finding[] {
-  const namespace = nsOf(schedule);
+  const namespace = namespaceOf(schedule);
   const findings: Finding[] = [];
   const expression = schedule.spec?.schedule;
   if (!expression) findings.push(deny("spec.schedule", "is required (a cron expression such as 0 2 * * *, or @every 6h)"));
@@ -79,18 +78,18 @@ export function validateSchedule(schedule: Schedule, state: VeleroState): Findin
 }
 
 export function validateRestore(restore: Restore, state: VeleroState): Finding[] {
-  const namespace = nsOf(restore);
+  const namespace = namespaceOf(restore);
   const spec = restore.spec ?? {};
   const findings: Finding[] = [];
   if (spec.backupName && spec.scheduleName) findings.push(deny("spec.scheduleName", "and backupName are both set; Velero needs exactly one"));
   if (!spec.backupName && !spec.scheduleName) findings.push(deny("spec.backupName", "or spec.scheduleName is required"));
   if (spec.backupName) {
-    const backup = state.backups.find((b) => nsOf(b) === namespace && b.metadata?.name === spec.backupName);
+    const backup = state.backups.find((b) => namespaceOf(b) === namespace && b.metadata?.name === spec.backupName);
     if (!backup) findings.push(deny("spec.backupName", `Backup ${namespace}/${spec.backupName} does not exist (is the location synced? velero backup get)`));
     else if (backup.status?.phase !== "Completed" && backup.status?.phase !== "PartiallyFailed") {
       findings.push(warn("spec.backupName", `Backup ${spec.backupName} is ${backup.status?.phase ?? "not yet processed"}, not Completed or PartiallyFailed; the restore may fail or be incomplete`));
     }
-  } else if (spec.scheduleName && !state.schedules.some((s) => nsOf(s) === namespace && s.metadata?.name === spec.scheduleName)) {
+  } else if (spec.scheduleName && !state.schedules.some((s) => namespaceOf(s) === namespace && s.metadata?.name === spec.scheduleName)) {
     findings.push(deny("spec.scheduleName", `Schedule ${namespace}/${spec.scheduleName} does not exist`));
   }
   findings.push(...durationFinding("spec.itemOperationTimeout", spec.itemOperationTimeout));

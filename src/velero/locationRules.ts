@@ -2,7 +2,7 @@ import { X509Certificate } from "node:crypto";
 import type { VeleroState } from "../admission/state.js";
 import { parseGoDuration } from "./duration.js";
 import { deny, refuse, warn, type Finding } from "./findings.js";
-import { KNOWN_PROVIDERS, LVP_PROVIDERS, normalizeProvider, type BackupStorageLocation, type SecretKeyRef } from "./objects.js";
+import { KNOWN_PROVIDERS, LVP_PROVIDERS, namespaceOf, normalizeProvider, refOf, type BackupStorageLocation, type SecretKeyRef } from "./objects.js";
 import { isQuantity } from "./quantity.js";
 import { atLeast, parseVeleroVersion } from "./version.js";
 
@@ -141,7 +141,7 @@ function storageIdentity(location: BackupStorageLocation): { provider: string; e
 const nestedIn = (inner: string, outer: string) => outer === "" || inner === outer || inner.startsWith(`${outer}/`);
 const isReadOnly = (location: BackupStorageLocation) => location.spec?.accessMode === "ReadOnly";
 const sameObject = (a: BackupStorageLocation, b: BackupStorageLocation) =>
-  a.metadata?.name === b.metadata?.name && (a.metadata?.namespace ?? "default") === (b.metadata?.namespace ?? "default");
+  refOf(a) === refOf(b);
 
 function overlapFindings(location: BackupStorageLocation, state: VeleroState): Finding[] {
   const mine = storageIdentity(location);
@@ -152,7 +152,7 @@ function overlapFindings(location: BackupStorageLocation, state: VeleroState): F
     const theirs = storageIdentity(other);
     if (!theirs || theirs.provider !== mine.provider || theirs.endpoint !== mine.endpoint || theirs.bucket !== mine.bucket) continue;
     if (!nestedIn(mine.prefix, theirs.prefix) && !nestedIn(theirs.prefix, mine.prefix)) continue;
-    const name = `${other.metadata?.namespace ?? "default"}/${other.metadata?.name ?? "?"}`;
+    const name = refOf(other);
     const where = `bucket "${mine.bucket}" prefix "${mine.prefix}" ${mine.prefix === theirs.prefix ? "is also used by" : "overlaps the prefix \"" + theirs.prefix + "\" of"} BackupStorageLocation ${name}`;
     if (isReadOnly(location) || isReadOnly(other)) {
       findings.push(warn("spec.objectStorage.prefix", `${where} (one of them is ReadOnly, as for a migration or restore)`));
@@ -172,7 +172,7 @@ function overlapFindings(location: BackupStorageLocation, state: VeleroState): F
 export function validateLocation(location: BackupStorageLocation, state: VeleroState): Finding[] {
   const findings: Finding[] = [];
   const spec = location.spec ?? {};
-  const namespace = location.metadata?.namespace ?? "default";
+  const namespace = namespaceOf(location);
   if (!spec.provider) return [deny("spec.provider", "is required (e.g. aws, or velero.io/aws)")];
   const provider = normalizeProvider(spec.provider);
   const bucket = spec.objectStorage?.bucket;
@@ -220,7 +220,7 @@ export function validateLocation(location: BackupStorageLocation, state: VeleroS
 
   findings.push(...overlapFindings(location, state));
   if (spec.default === true) {
-    const others = state.locations.filter((o) => !sameObject(o, location) && (o.metadata?.namespace ?? "default") === namespace && o.spec?.default === true);
+    const others = state.locations.filter((o) => !sameObject(o, location) && namespaceOf(o) === namespace && o.spec?.default === true);
     if (others.length > 0) {
       findings.push(warn("spec.default", `${others.map((o) => o.metadata?.name).join(", ")} is already the default; Velero keeps only the newest default and sets the others to false`));
     }
@@ -234,8 +234,8 @@ const storageFields = (l: BackupStorageLocation) => JSON.stringify([l.spec?.prov
 export function validateLocationUpdate(location: BackupStorageLocation, old: BackupStorageLocation, state: VeleroState): Finding[] {
   if (storageFields(location) === storageFields(old)) return [];
   const name = old.metadata?.name;
-  const namespace = old.metadata?.namespace ?? "default";
-  const count = state.backups.filter((b) => (b.metadata?.namespace ?? "default") === namespace && b.spec?.storageLocation === name).length;
+  const namespace = namespaceOf(old);
+  const count = state.backups.filter((b) => namespaceOf(b) === namespace && b.spec?.storageLocation === name).length;
   if (count === 0) return [];
   return [warn("spec.objectStorage", `${count} backup${count === 1 ? "" : "s"} reference this location and will no longer be found (provider, bucket, prefix or s3Url changed)`)];
 }
@@ -243,11 +243,11 @@ export function validateLocationUpdate(location: BackupStorageLocation, old: Bac
 /** Deleting a location: refused while Schedules still write to it, unless explicitly allowed. */
 export function validateLocationDelete(old: BackupStorageLocation, state: VeleroState): Finding[] {
   const name = old.metadata?.name;
-  const namespace = old.metadata?.namespace ?? "default";
+  const namespace = namespaceOf(old);
   const findings: Finding[] = [];
-  const schedules = state.schedules.filter((s) => (s.metadata?.namespace ?? "default") === namespace && s.spec?.template?.storageLocation === name).map((s) => s.metadata?.name ?? "?");
+  const schedules = state.schedules.filter((s) => namespaceOf(s) === namespace && s.spec?.template?.storageLocation === name).map((s) => s.metadata?.name ?? "?");
   if (schedules.length > 0) {
-    const message = `Schedule${schedules.length === 1 ? "" : "s"} ${schedules.join(", ")} still back up to this location`;
+    const message = `Schedule${schedules.length === 1 ? ` ${schedules[0]} still backs` : `s ${schedules.join(", ")} still back`} up to this location`;
     if (old.metadata?.annotations?.[ALLOW_DELETE_ANNOTATION] === "true") findings.push(warn("metadata.name", `${message}; deleted anyway (${ALLOW_DELETE_ANNOTATION})`));
     else findings.push(refuse("metadata.name", `${message}; change or delete them first, or annotate the location ${ALLOW_DELETE_ANNOTATION}: "true"`));
   }

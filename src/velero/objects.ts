@@ -97,6 +97,16 @@ export function readVeleroObject<T>(schema: z.ZodType<T>, value: unknown): T {
   return result.success ? result.data : schema.parse({});
 }
 
+/** The namespace of a namespaced object; admission fills it in from the request when it is missing. */
+export function namespaceOf(object: { metadata?: { namespace?: string | undefined } | undefined }): string {
+  return object.metadata?.namespace ?? "default";
+}
+
+/** "namespace/name", for messages and lookups. */
+export function refOf(object: { metadata?: { namespace?: string | undefined; name?: string | undefined } | undefined }): string {
+  return `${namespaceOf(object)}/${object.metadata?.name ?? "?"}`;
+}
+
 /** A name without "/" means a plugin in velero.io (Velero's sanitizeName). */
 export function normalizeProvider(provider: string): string {
   return provider.includes("/") ? provider : `velero.io/${provider}`;

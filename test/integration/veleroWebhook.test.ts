@@ -124,7 +124,7 @@ describe("Velero admission through the real kube-apiserver (upstream Velero CRDs
     });
     const { status, message } = await rejection(kubeRequest(kc, "DELETE", path("backupstoragelocations", "default")));
     expect(status).toBe(403);
-    expect(message).toContain("metadata.name: Schedule nightly still back up to this location");
+    expect(message).toContain("metadata.name: Schedule nightly still backs up to this location");
   });
 
   it("lets status updates through even for a location that is broken now", async () => {

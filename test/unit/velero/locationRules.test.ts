@@ -57,6 +57,13 @@ describe("BackupStorageLocation rules", () => {
     expect(result.warnings).toEqual([`app-snapshots: ${warning}`]);
   });
 
+  it("judges an object in the request's namespace when the object names none", () => {
+    const object = { apiVersion: "velero.io/v1", kind: "BackupStorageLocation", metadata: { name: "default" }, spec: awsSpec() };
+    const review = veleroReview("BackupStorageLocation", "CREATE", object);
+    expect(review.request.namespace).toBe(NS);
+    expect(admit(review, veleroState([]), "velero").response).toEqual({ uid: "b1", allowed: true });
+  });
+
   it("accepts a caCert of real PEM certificates", () => {
     const pem = createCa({ commonName: "storage-ca", validityDays: 1 }).certPem;
     expect(create(bsl("default", awsSpec({ objectStorage: { bucket: "b1x", caCert: Buffer.from(pem + pem).toString("base64") } }))).allowed).toBe(true);
@@ -163,13 +170,13 @@ describe("BackupStorageLocation updates and deletes", () => {
     expect(out.status).toEqual({
       code: 403,
       reason: "Forbidden",
-      message: 'app-snapshots: BackupStorageLocation velero/default cannot be deleted: metadata.name: Schedule nightly still back up to this location; change or delete them first, or annotate the location appsnapshots.io/allow-delete: "true"',
+      message: 'app-snapshots: BackupStorageLocation velero/default cannot be deleted: metadata.name: Schedule nightly still backs up to this location; change or delete them first, or annotate the location appsnapshots.io/allow-delete: "true"',
     });
     const allowed = { ...old, metadata: { ...old.metadata, annotations: { "appsnapshots.io/allow-delete": "true" } } };
     const ok = admit(veleroReview("BackupStorageLocation", "DELETE", null, allowed), veleroState([allowed, schedule]), "velero").response;
     expect(ok.allowed).toBe(true);
     expect(ok.warnings).toEqual([
-      "app-snapshots: metadata.name: Schedule nightly still back up to this location; deleted anyway (appsnapshots.io/allow-delete)",
+      "app-snapshots: metadata.name: Schedule nightly still backs up to this location; deleted anyway (appsnapshots.io/allow-delete)",
       "app-snapshots: spec.default: this was the default location; Backups without storageLocation fail until another location is default",
     ]);
   });
