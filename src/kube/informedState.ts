@@ -21,6 +21,7 @@ export class InformedState {
   private snapshot: ClusterState;
   private readonly informers: Array<ReturnType<typeof makeInformer<KubernetesObject>>> = [];
   private readonly synced = new Set<string>();
+  private readonly failed = new Set<string>();
   private rebuildQueued = false;
   private stopped = false;
   private readonly sources: Source[];
@@ -55,16 +56,17 @@ export class InformedState {
     for (const source of this.sources) {
       const informer = makeInformer(kc, source.path, source.list);
       for (const verb of ["add", "update", "delete"] as const) informer.on(verb, () => this.queueRebuild());
-      informer.on("connect", () => {
-        this.synced.add(source.name);
-        this.queueRebuild();
-      });
+      // The informer reports list and watch failures here (its start() never rejects); restart it.
       informer.on("error", (err: unknown) => {
         if (this.stopped) return;
-        this.log.warn({ source: source.name, err: String(err) }, "watch failed; restarting in 3s");
-        setTimeout(() => {
-          if (!this.stopped) informer.start().catch((e: unknown) => this.log.warn({ source: source.name, err: String(e) }, "restart failed"));
-        }, 3_000).unref();
+        this.failed.add(source.name);
+        const missing = (err as { code?: number }).code === 404;
+        if (missing && source.optional && !this.synced.has(source.name)) {
+          this.synced.add(source.name); // not installed: nothing to know yet
+          this.queueRebuild();
+        }
+        this.log.warn({ source: source.name, err: String(err) }, missing ? "resource not served; retrying in 30s" : "list or watch failed; retrying in 3s");
+        setTimeout(() => void this.startOne(informer, source), missing ? 30_000 : 3_000).unref();
       });
       this.informers.push(informer);
     }
@@ -74,18 +76,14 @@ export class InformedState {
     await Promise.all(this.informers.map((informer, i) => this.startOne(informer, this.sources[i]!)));
   }
 
+  /** Synced only once a full list succeeded (the informer's "connect" fires before its list). */
   private async startOne(informer: ReturnType<typeof makeInformer<KubernetesObject>>, source: Source): Promise<void> {
-    try {
-      await informer.start();
+    if (this.stopped) return;
+    this.failed.delete(source.name);
+    await informer.start();
+    if (!this.failed.has(source.name)) {
       this.synced.add(source.name);
       this.queueRebuild();
-    } catch (err) {
-      const missing = (err as { code?: number }).code === 404;
-      if (missing && source.optional) this.synced.add(source.name); // not installed: nothing to know yet
-      this.log.warn({ source: source.name, err: String(err) }, missing ? "resource not served; retrying in 30s" : "initial list failed; retrying in 5s");
-      setTimeout(() => {
-        if (!this.stopped) void this.startOne(informer, source);
-      }, missing ? 30_000 : 5_000).unref();
     }
   }
 
