@@ -6,7 +6,7 @@ import { choosePolicy, ignoredPoliciesWarning } from "./choosePolicy.js";
 import { applyPolicyHooks, lintHookAnnotations } from "./hooks.js";
 import type { Pod } from "./pod.js";
 import { fixRestoredPod } from "./restored.js";
-import { canonicaliseVolumeList, selectBackupVolumes, volumesToExclude } from "./volumes.js";
+import { canonicaliseVolumeList, describeVolumes, selectBackupVolumes, volumesToExclude } from "./volumes.js";
 
 export interface PodDecision {
   /**
@@ -36,15 +36,16 @@ function applyVolumes(pod: Pod, annotations: Record<string, string>, policy: Pol
   if (mode === "None") return [];
   const optIn = mode === "OptIn";
   const key = optIn ? BACKUP_VOLUMES : BACKUP_VOLUMES_EXCLUDES;
-  const selected = selectBackupVolumes(pod, policy.spec.volumes);
+  const podVolumes = describeVolumes(pod);
+  const selected = selectBackupVolumes(podVolumes, policy.spec.volumes);
   const existing = annotations[key];
   if (existing === undefined) {
-    const names = optIn ? selected : volumesToExclude(pod, selected);
+    const names = optIn ? selected : volumesToExclude(podVolumes, selected);
     if (names.length > 0) annotations[key] = formatVolumeList(names);
     return [];
   }
   // User annotations win: keep their set, in the form Velero reads correctly.
-  const canonical = canonicaliseVolumeList(pod, key, existing, optIn);
+  const canonical = canonicaliseVolumeList(podVolumes, key, existing, optIn);
   annotations[key] = formatVolumeList(canonical.names);
   const warnings = canonical.warnings;
   if (optIn) {

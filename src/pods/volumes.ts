@@ -4,7 +4,7 @@ import { splitVolumeList } from "../velero/annotations.js";
 import { neverBackedUpReason, volumeSourceOf, type VolumeSource } from "../velero/volumes.js";
 import type { Pod } from "./pod.js";
 
-interface PodVolume {
+export interface PodVolume {
   name: string;
   source: VolumeSource;
   mounted: boolean;
@@ -12,7 +12,7 @@ interface PodVolume {
 }
 
 /** The pod's volumes in order, with what Velero's per-volume checks look at. */
-function describeVolumes(pod: Pod): PodVolume[] {
+export function describeVolumes(pod: Pod): PodVolume[] {
   const containers = [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])];
   const mounted = new Set(containers.flatMap((c) => (c.volumeMounts ?? []).map((m) => m.name)));
   const devices = new Set(containers.flatMap((c) => (c.volumeDevices ?? []).map((d) => d.name)));
@@ -34,8 +34,8 @@ function unbackupableReason(volume: PodVolume): string | undefined {
  * Volumes the policy selects, in pod order: source type allowed, name matching an include and no
  * exclude, and backable at all (mounted, not block-only, not a type Velero never backs up).
  */
-export function selectBackupVolumes(pod: Pod, volumes: PolicySpec["volumes"]): string[] {
-  return describeVolumes(pod)
+export function selectBackupVolumes(podVolumes: readonly PodVolume[], volumes: PolicySpec["volumes"]): string[] {
+  return podVolumes
     .filter(
       (v) =>
         (volumes.sources as readonly string[]).includes(v.source) &&
@@ -47,8 +47,8 @@ export function selectBackupVolumes(pod: Pod, volumes: PolicySpec["volumes"]): s
 }
 
 /** For opt-out clusters: every volume not selected, leaving out those Velero never backs up anyway. */
-export function volumesToExclude(pod: Pod, selected: readonly string[]): string[] {
-  return describeVolumes(pod)
+export function volumesToExclude(podVolumes: readonly PodVolume[], selected: readonly string[]): string[] {
+  return podVolumes
     .filter((v) => !selected.includes(v.name) && neverBackedUpReason(v.name, v.source) === undefined)
     .map((v) => v.name);
 }
@@ -63,8 +63,8 @@ export interface CanonicalList {
  * duplicate entries dropped, names that are not pod volumes (or that Velero cannot back up, for
  * the opt-in list) dropped. Each change that alters meaning gets a warning.
  */
-export function canonicaliseVolumeList(pod: Pod, annotation: string, value: string, optIn: boolean): CanonicalList {
-  const volumes = new Map(describeVolumes(pod).map((v) => [v.name, v]));
+export function canonicaliseVolumeList(podVolumes: readonly PodVolume[], annotation: string, value: string, optIn: boolean): CanonicalList {
+  const volumes = new Map(podVolumes.map((v) => [v.name, v]));
   const names: string[] = [];
   const warnings: string[] = [];
   for (const raw of splitVolumeList(value)) {
