@@ -66,8 +66,7 @@ interface Server {
 }
 
 async function startServer(name: string, command: string, args: string[], port: number, env: NodeJS.ProcessEnv = {}): Promise<Server> {
-  Object.assign(process.env, env);
-  const child = startChild(name, command, args, path.join(dir, `${name.replace(/\W+/g, "-")}.log`)).process;
+  const child = startChild(name, command, args, path.join(dir, `${name.replace(/\W+/g, "-")}.log`), env).process;
   const url = `https://127.0.0.1:${port}`;
   await until(`${name} to listen`, () =>
     new Promise<true | undefined>((resolve) => {

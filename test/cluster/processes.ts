@@ -32,10 +32,10 @@ export interface Child {
  * Starts a child whose output goes to a log file. With setpriv (util-linux) the kernel sends it
  * SIGKILL if we die, so even a killed test runner leaves no orphaned etcd or apiserver behind.
  */
-export function startChild(name: string, command: string, args: string[], logFile: string): Child {
+export function startChild(name: string, command: string, args: string[], logFile: string, env: NodeJS.ProcessEnv = {}): Child {
   const fd = openSync(logFile, "a");
   const [file, argv] = setpriv ? [setpriv, ["--pdeathsig", "SIGKILL", "--", command, ...args]] : [command, args];
-  const child = spawn(file, argv, { stdio: ["ignore", fd, fd] });
+  const child = spawn(file, argv, { stdio: ["ignore", fd, fd], env: { ...process.env, ...env } });
   closeSync(fd);
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   const tail = (lines = 25) => {
