@@ -81,6 +81,10 @@ clean: ## remove build output (keeps the tool cache)
 demo: deps tools build ## pod admission on a local control plane (DEMO_ONCE=1 exits after the showcase)
 	node dist/test/cluster/demo.js
 
+.PHONY: soak
+soak: build ## crash-safety soak of the object store: SIGKILL a writer TRIALS times (default 1000)
+	node dist/test/storage/soak.js $(or $(TRIALS),1000)
+
 .PHONY: crds
 crds: build ## regenerate chart/app-snapshots/crds from src/policy/crd.ts
 	node dist/src/cli.js crds > chart/app-snapshots/crds/appsnapshots.io_policies.yaml
@@ -97,3 +101,8 @@ $(CACHE)/deb/.stamp: $(TOOLS_DIR)/versions.env
 .PHONY: bench
 bench: deps tools build $(BIN)/hey-$(HEY) $(CACHE)/deb/.stamp ## benchmarks, as ratios against baselines measured in the same run; writes docs/benchmarks.md
 	node dist/test/bench/webhook.js
+	node dist/test/bench/storage.js
+
+.PHONY: bench-storage
+bench-storage: deps build $(CACHE)/deb/.stamp ## only the object-store benchmarks (vs nginx and the raw disk; ~3-5 min, ~12 GiB of temp disk)
+	node dist/test/bench/storage.js

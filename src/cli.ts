@@ -6,6 +6,7 @@ import { registerCerts } from "./commands/certs.js";
 import { registerCrds } from "./commands/crds.js";
 import { registerExplain } from "./commands/explain.js";
 import { registerReview } from "./commands/review.js";
+import { registerStorage } from "./commands/storage.js";
 import { registerWebhook } from "./commands/webhook.js";
 
 /** package.json sits two levels above the built file (dist/src/cli.js) and one above the source. */
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   registerExplain(program);
   registerCrds(program);
   registerCerts(program);
+  registerStorage(program);
   return program;
 }
 

@@ -1,9 +1,7 @@
-import { KubeConfig } from "@kubernetes/client-node";
 import type { Command } from "commander";
 import { admissionApp } from "../admission/server.js";
 import { createAdmissionMetrics } from "../admission/metrics.js";
-import { InformedState } from "../kube/informedState.js";
-import { VeleroLookups } from "../kube/veleroLookups.js";
+import { loadKubeConfig } from "../kube/loadConfig.js";
 import type { AdmissionReview } from "../admission/review.js";
 import { serveHealth } from "../server/health.js";
 import { listen, type RunningServer } from "../server/http.js";
@@ -59,9 +57,8 @@ export function registerWebhook(program: Command): void {
         countPolicies(fixed);
         current = () => fixed;
       } else {
-        const kc = new KubeConfig();
-        if (options.kubeconfig) kc.loadFromFile(options.kubeconfig);
-        else kc.loadFromDefault();
+        const kc = await loadKubeConfig(options.kubeconfig);
+        const [{ InformedState }, { VeleroLookups }] = await Promise.all([import("../kube/informedState.js"), import("../kube/veleroLookups.js")]);
         const state = new InformedState(kc, log, namespace, countPolicies);
         lifecycle.addReadinessCheck("informers synced", () => state.isSynced);
         lifecycle.onShutdown(() => state.stop());

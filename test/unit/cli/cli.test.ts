@@ -32,3 +32,39 @@ describe("the app-snapshots CLI", () => {
     }
   });
 });
+
+describe("app-snapshots storage", () => {
+  const fails = (args: string[]) => {
+    try {
+      execFileSync(process.execPath, [cli, ...args], { encoding: "utf8", stdio: "pipe", env: { ...process.env, POD_IP: "" } });
+      return { status: 0, stderr: "" };
+    } catch (err) {
+      return err as { status: number; stderr: string };
+    }
+  };
+
+  it("has the LVP sidecar's command as a bin", () => {
+    expect(pkg.bin["local-volume-fileserver"]).toBe("dist/src/lvpFileserver.js");
+  });
+
+  it.each([
+    [["storage", "--root", "/tmp", "--lvp-listen", "127.0.0.1:0", "--durability", "some"], '--durability must be full or none, not "some"'],
+    [["storage", "--root", "/tmp"], "nothing to serve: give --lvp-listen"],
+    [["storage", "--root", "/tmp", "--lvp-listen", "localhost"], '"localhost" is not a listen address like :3000 or 127.0.0.1:3000'],
+    [["storage", "sign", "velero/backups/x"], '"velero/backups/x" is not s3://bucket/key'],
+    [["storage", "sign", "s3://velero/x", "--ttl", "ten minutes", "--base-url", "http://a"], '--ttl "ten minutes" is not a positive Go duration like 10m'],
+    [["storage", "sign", "s3://velero/x"], "give --base-url (POD_IP is not set)"],
+  ])("refuses %j with a clear message", (args, message) => {
+    const { status, stderr } = fails(args);
+    expect(status).toBe(1);
+    expect(stderr).toContain(message);
+  });
+
+  it("signs with a key from the environment", () => {
+    const url = execFileSync(process.execPath, [cli, "storage", "sign", "s3://velero/backups/b1/b1-logs.gz", "--base-url", "http://10.0.0.1:3000"], {
+      encoding: "utf8",
+      env: { ...process.env, LVP_SIGNING_KEY: Buffer.from("0123456789abcdef").toString("base64") },
+    });
+    expect(url).toMatch(/^http:\/\/10\.0\.0\.1:3000\/velero\/backups\/b1\/b1-logs\.gz\?expires=\d{4}-\d\d-\d\dT\d\d%3A\d\d%3A\d\d\.\d{3}Z&signature=[A-Za-z0-9_-]{27}=\n$/);
+  });
+});

@@ -1,0 +1,62 @@
+/** What went wrong, in terms a storage endpoint can map to a status code. */
+export type StorageErrorCode =
+  | "InvalidBucketName"
+  | "InvalidKey"
+  | "InvalidArgument"
+  | "KeyConflict"
+  | "NoSuchBucket"
+  | "NoSuchKey"
+  | "BucketAlreadyExists"
+  | "BucketNotEmpty"
+  | "NoSpace"
+  | "PermissionDenied"
+  | "ReadOnly"
+  | "BadDigest"
+  | "IncompleteBody"
+  | "EntityTooLarge"
+  | "CrossDevice"
+  | "Io";
+
+/** A failed store operation: a code, the absolute path involved (for logs), and the underlying cause. */
+export class StorageError extends Error {
+  constructor(
+    readonly code: StorageErrorCode,
+    message: string,
+    readonly path?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(path ? `${message}: ${path}${causeSuffix(options?.cause)}` : `${message}${causeSuffix(options?.cause)}`, options);
+    this.name = "StorageError";
+  }
+}
+
+function causeSuffix(cause: unknown): string {
+  const code = (cause as NodeJS.ErrnoException | undefined)?.code;
+  return code ? ` (${code})` : "";
+}
+
+export function errnoOf(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | undefined)?.code;
+}
+
+/**
+ * Filesystem failures that are not about a missing or misplaced object: disk full, permissions,
+ * read-only mounts, I/O errors. `what` says what the store was doing ("writing object x/y").
+ */
+export function fromFsError(err: unknown, what: string, path: string): StorageError {
+  if (err instanceof StorageError) return err;
+  switch (errnoOf(err)) {
+    case "ENOSPC":
+    case "EDQUOT":
+      return new StorageError("NoSpace", `no space left while ${what}`, path, { cause: err });
+    case "EACCES":
+    case "EPERM":
+      return new StorageError("PermissionDenied", `permission denied while ${what}`, path, { cause: err });
+    case "EROFS":
+      return new StorageError("ReadOnly", `read-only filesystem while ${what}`, path, { cause: err });
+    case "EXDEV":
+      return new StorageError("CrossDevice", `the bucket is on another filesystem than the store root (mount the volume at the root, not per bucket) while ${what}`, path, { cause: err });
+    default:
+      return new StorageError("Io", `I/O error while ${what}`, path, { cause: err });
+  }
+}

@@ -1,0 +1,70 @@
+import { createHash } from "node:crypto";
+import { realpath } from "node:fs/promises";
+import { join } from "node:path";
+import { errnoOf } from "./errors.js";
+
+/**
+ * The one hidden folder under the root for everything that is not an object: temp files and
+ * metadata now, multipart parts later. It is on the same filesystem as the buckets (so renames are
+ * atomic), and no bucket name can start with '.', so no bucket or key can reach it.
+ */
+export const INTERNAL_DIR = ".app-snapshots";
+
+/** Where everything lives, given the store root (a real path: no symlinks in it). */
+export class Layout {
+  readonly internal: string;
+  readonly tmp: string;
+  readonly meta: string;
+
+  constructor(readonly root: string) {
+    this.internal = join(root, INTERNAL_DIR);
+    this.tmp = join(this.internal, "tmp");
+    this.meta = join(this.internal, "meta");
+  }
+
+  bucketDir(bucket: string): string {
+    return join(this.root, bucket);
+  }
+
+  /** `<root>/<bucket>/a/b/c` for key `a/b/c`: the LVP layout, readable with `ls`. Keys are validated first. */
+  objectPath(bucket: string, key: string): string {
+    return join(this.root, bucket, ...key.split("/"));
+  }
+
+  bucketMetaDir(bucket: string): string {
+    return join(this.meta, bucket);
+  }
+
+  /**
+   * Metadata of one version of an object, named by the key's hash (fixed length, any key) and the
+   * inode of the data file it describes. Several versions can exist for a moment (while an object
+   * is replaced); a reader picks the one whose inode matches the file it opened.
+   */
+  metaFile(bucket: string, key: string, ino: string): string {
+    const digest = keyDigest(key);
+    return join(this.meta, bucket, digest.slice(0, 2), `${digest}.${ino}.json`);
+  }
+}
+
+export function keyDigest(key: string): string {
+  return createHash("sha256").update(key).digest("hex");
+}
+
+export type Confinement = "inside" | "missing" | "escapes" | "not-a-directory";
+
+/**
+ * Whether directory `lexical` exists with no symlink anywhere on the way. A symlink planted in the
+ * store (or a bucket that is one) could lead outside the root, so the resolved path must equal the
+ * lexical one; nothing behind a link is ever opened.
+ */
+export async function confine(lexical: string): Promise<Confinement> {
+  try {
+    return (await realpath(lexical)) === lexical ? "inside" : "escapes";
+  } catch (err) {
+    const code = errnoOf(err);
+    if (code === "ENOENT") return "missing";
+    if (code === "ENOTDIR") return "not-a-directory";
+    if (code === "ELOOP") return "escapes";
+    throw err;
+  }
+}

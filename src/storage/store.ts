@@ -1,0 +1,691 @@
+import { randomBytes, randomUUID } from "node:crypto";
+import type { BigIntStats } from "node:fs";
+import { constants } from "node:fs";
+import { lstat, mkdir, open, readdir, realpath, rename, rm, rmdir, type FileHandle } from "node:fs/promises";
+import { hostname } from "node:os";
+import { dirname, join, relative } from "node:path";
+import type { Readable, Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type { Logger } from "../server/logger.js";
+import { errnoOf, fromFsError, StorageError } from "./errors.js";
+import { HashPool, type HashAlgorithm } from "./hashPool.js";
+import { reclaimTemp, startHeartbeat, sweepMetadata } from "./janitor.js";
+import { bucketNameProblem, keyProblem, printable } from "./keys.js";
+import { confine, Layout } from "./layout.js";
+import { listObjects, type ListOptions, type ListResult } from "./listing.js";
+import { DEFAULT_CONTENT_TYPE, MetadataCache, type MetadataRecord, type ObjectMetadata } from "./metadata.js";
+import { STAGING_BUFFER_BYTES, TempObjectWriter } from "./tempWriter.js";
+
+/** `full`: fsync data, metadata and directories before a write is acknowledged. `none`: benchmarks only. */
+export type Durability = "full" | "none";
+
+/** S3's single-PUT limit. */
+export const DEFAULT_MAX_OBJECT_BYTES = 5 * 1024 ** 3;
+
+export interface StoreOptions {
+  durability?: Durability;
+  /** Open without creating or changing anything (the LVP file server needs only reads). */
+  readOnly?: boolean;
+  /** Several processes (replicas on an RWX volume) write to this root. */
+  shared?: boolean;
+  maxObjectBytes?: number;
+  hashPool?: HashPool;
+  log?: Logger;
+}
+
+export interface ObjectInfo {
+  bucket: string;
+  key: string;
+  size: number;
+  lastModified: Date;
+  /** Hex MD5, when the store wrote the object (files placed by others, e.g. LVP, have none recorded). */
+  md5?: string;
+  contentType: string;
+  userMetadata: Record<string, string>;
+  checksums: Record<string, string>;
+}
+
+export interface PutOptions extends Partial<ObjectMetadata> {
+  /** Content-MD5 from the client: the write fails with BadDigest unless the body matches. */
+  expectedMd5?: Buffer;
+  /** Content-Length: the write fails with IncompleteBody unless exactly this many bytes arrive. */
+  expectedSize?: number;
+  /** More digests to compute while streaming (MD5 is always computed). */
+  digests?: HashAlgorithm[];
+}
+
+export interface PutResult extends ObjectInfo {
+  md5: string;
+  digests: Partial<Record<HashAlgorithm, Buffer>>;
+}
+
+/** An object opened for reading: the file stays the same version even if it is replaced meanwhile. */
+export interface OpenObject {
+  info: ObjectInfo;
+  /** Stream bytes start..end (inclusive); closes the file when done. Call once, or call close(). */
+  stream(range?: { start: number; end: number }): Readable;
+  /**
+   * Write bytes start..end (inclusive) to `out` and close the file; resolves with the bytes written.
+   * For large downloads: a few reused buffers instead of a stream's fresh buffer per read.
+   */
+  copyTo(out: Writable, range: { start: number; end: number }): Promise<number>;
+  /** Read bytes start..end (inclusive) into memory and close the file: for small objects, one read. */
+  read(range: { start: number; end: number }): Promise<Buffer>;
+  close(): Promise<void>;
+}
+
+export interface BucketInfo {
+  name: string;
+  created: Date;
+}
+
+const READ_BUFFER_BYTES = STAGING_BUFFER_BYTES;
+
+/**
+ * The object store behind every storage endpoint: buckets are directories of the root and objects
+ * are plain files (LVP's layout), written atomically and durably:
+ *
+ *   temp file (same filesystem) → hash in a worker → utimes → fdatasync ┐
+ *   metadata record (named by the temp file's inode) → fsync → rename ┘→ rename data → fsync dirs
+ *
+ * The metadata record exists before the data file becomes visible and names the inode, size and
+ * mtime it belongs to, so a reader always gets the metadata of exactly the bytes it opened: never
+ * data without metadata, never stale metadata with new data. Renames are atomic, so a crash leaves
+ * the old object or the new one, and concurrent writers to one key end with one complete body.
+ */
+export class ObjectStore {
+  readonly durability: Durability;
+  readonly readOnly: boolean;
+  private readonly metadata: MetadataCache;
+  private readonly pool: HashPool;
+  private readonly ownPool: boolean;
+  private readonly maxObjectBytes: number;
+  private readonly stops: Array<() => void> = [];
+  private tmpDir = "";
+
+  private constructor(
+    readonly layout: Layout,
+    options: StoreOptions,
+  ) {
+    this.durability = options.durability ?? "full";
+    this.readOnly = options.readOnly ?? false;
+    this.metadata = new MetadataCache(layout);
+    this.ownPool = !options.hashPool;
+    this.pool = options.hashPool ?? new HashPool();
+    this.maxObjectBytes = options.maxObjectBytes ?? DEFAULT_MAX_OBJECT_BYTES;
+  }
+
+  /** Opens the store at `root`; unless read-only, reclaims temp files of dead instances first. */
+  static async open(root: string, options: StoreOptions = {}): Promise<ObjectStore> {
+    let realRoot: string;
+    try {
+      realRoot = await realpath(root);
+      if (!(await lstat(realRoot)).isDirectory()) throw new StorageError("Io", "the store root is not a directory", root);
+    } catch (err) {
+      if (errnoOf(err) === "ENOENT") throw new StorageError("NoSuchBucket", "the store root does not exist", root, { cause: err });
+      throw fromFsError(err, "opening the store root", root);
+    }
+    const store = new ObjectStore(new Layout(realRoot), options);
+    if (!store.readOnly) await store.prepare(options);
+    return store;
+  }
+
+  private async prepare(options: StoreOptions): Promise<void> {
+    const { layout } = this;
+    const instance = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
+    try {
+      await mkdir(layout.tmp, { recursive: true, mode: 0o700 });
+      await mkdir(layout.meta, { recursive: true, mode: 0o700 });
+      const removed = await reclaimTemp(layout, instance, options.shared ?? false);
+      if (removed.length > 0) options.log?.info({ removed }, "reclaimed temp folders of earlier instances");
+      this.tmpDir = join(layout.tmp, instance);
+      await mkdir(this.tmpDir, { mode: 0o700 });
+    } catch (err) {
+      throw fromFsError(err, "preparing the store's internal folder", layout.internal);
+    }
+    if (options.shared) this.stops.push(startHeartbeat(this.tmpDir, options.log ?? silentLog));
+    // Orphaned metadata is harmless (never matched), so it is swept in the background.
+    const sweep = setTimeout(() => {
+      sweepMetadata(layout, this.metadata).then(
+        (n) => n > 0 && options.log?.info({ removed: n }, "removed orphaned metadata records"),
+        (err: unknown) => options.log?.warn({ err }, "metadata sweep failed"),
+      );
+    }, 1_000);
+    sweep.unref();
+    this.stops.push(() => clearTimeout(sweep));
+  }
+
+  async close(): Promise<void> {
+    for (const stop of this.stops.splice(0)) stop();
+    if (this.tmpDir) await rm(this.tmpDir, { recursive: true, force: true }).catch(() => undefined);
+    if (this.ownPool) await this.pool.close();
+  }
+
+  // --- buckets -----------------------------------------------------------------------------
+
+  async listBuckets(): Promise<BucketInfo[]> {
+    const names = await readdir(this.layout.root).catch((err: unknown) => {
+      throw fromFsError(err, "listing buckets", this.layout.root);
+    });
+    const buckets: BucketInfo[] = [];
+    for (const name of names.sort()) {
+      if (bucketNameProblem(name)) continue;
+      const stats = await lstat(this.layout.bucketDir(name)).catch(() => undefined);
+      if (stats?.isDirectory()) buckets.push({ name, created: stats.birthtimeMs > 0 ? stats.birthtime : stats.mtime });
+    }
+    return buckets;
+  }
+
+  async bucketExists(bucket: string): Promise<boolean> {
+    if (bucketNameProblem(bucket)) return false;
+    const stats = await lstat(this.layout.bucketDir(bucket)).catch(() => undefined);
+    return stats?.isDirectory() ?? false;
+  }
+
+  async createBucket(bucket: string): Promise<void> {
+    this.assertWritable();
+    this.checkBucketName(bucket);
+    const dir = this.layout.bucketDir(bucket);
+    try {
+      await mkdir(dir, { mode: 0o755 });
+    } catch (err) {
+      if (errnoOf(err) === "EEXIST") throw new StorageError("BucketAlreadyExists", `bucket "${bucket}" already exists`, dir);
+      throw fromFsError(err, `creating bucket "${bucket}"`, dir);
+    }
+    await this.syncDirs([this.layout.root]);
+  }
+
+  /** Deletes an empty bucket (empty directories left inside do not count as objects). */
+  async deleteBucket(bucket: string): Promise<void> {
+    this.assertWritable();
+    await this.requireBucket(bucket);
+    const page = await this.list(bucket, { maxKeys: 1 });
+    if (page.objects.length > 0 || page.commonPrefixes.length > 0) throw new StorageError("BucketNotEmpty", `bucket "${bucket}" is not empty`);
+    const dir = this.layout.bucketDir(bucket);
+    try {
+      await rm(dir, { recursive: true });
+      await rm(this.layout.bucketMetaDir(bucket), { recursive: true, force: true });
+    } catch (err) {
+      throw fromFsError(err, `deleting bucket "${bucket}"`, dir);
+    }
+    await this.syncDirs([this.layout.root]);
+  }
+
+  // --- objects -----------------------------------------------------------------------------
+
+  /**
+   * Streams `body` into the store. Nothing is visible under the key until the whole body has
+   * arrived, matched the expected size and MD5, and is durable; on any failure the previous object
+   * (if any) is untouched and the temp file is removed.
+   */
+  async put(bucket: string, key: string, body: Readable | AsyncIterable<Uint8Array>, options: PutOptions = {}): Promise<PutResult> {
+    this.assertWritable();
+    this.checkKey(key);
+    await this.requireBucket(bucket);
+    const target = this.layout.objectPath(bucket, key);
+    await this.checkPlacement(bucket, key, target);
+
+    const temp = join(this.tmpDir, randomUUID());
+    const where = `writing object "${printable(key)}" in bucket "${bucket}"`;
+    let file: FileHandle | undefined;
+    let record: MetadataRecord | undefined;
+    let published = false;
+    const hashes = this.pool.session(["md5", ...(options.digests ?? []).filter((d) => d !== "md5")]);
+    try {
+      file = await open(temp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o644);
+      const writer = new TempObjectWriter(file, hashes, this.maxObjectBytes, this.durability === "full");
+      await pipeline(body, writer);
+      const digests = await hashes.digest();
+      const md5 = digests.md5!;
+      if (options.expectedSize !== undefined && writer.bytes !== options.expectedSize) {
+        throw new StorageError("IncompleteBody", `received ${writer.bytes} bytes, expected ${options.expectedSize}`);
+      }
+      if (options.expectedMd5 && !options.expectedMd5.equals(md5)) {
+        throw new StorageError("BadDigest", `the body's MD5 ${md5.toString("base64")} does not match Content-MD5 ${options.expectedMd5.toString("base64")}`);
+      }
+      const now = new Date();
+      await file.utimes(now, now);
+      const stats = await file.stat({ bigint: true });
+      record = {
+        v: 1,
+        key,
+        size: writer.bytes,
+        md5: md5.toString("hex"),
+        lastModified: now.getTime(),
+        contentType: options.contentType ?? DEFAULT_CONTENT_TYPE,
+        userMetadata: options.userMetadata ?? {},
+        checksums: options.checksums ?? {},
+        ino: stats.ino.toString(),
+        mtimeNs: stats.mtimeNs.toString(),
+      };
+      const data = file;
+      // The data and its metadata record become durable in parallel; both before the data is visible.
+      await Promise.all([(this.durability === "full" ? data.datasync() : Promise.resolve()).then(() => data.close()), this.writeMetadata(bucket, record)]);
+      file = undefined;
+      const previous = await this.publish(temp, target, bucket, key);
+      published = true;
+      try {
+        // The replaced version stays open (pinned) until its record is gone: see pin().
+        const ino = previous?.stats.isFile() ? previous.stats.ino.toString() : undefined;
+        if (ino !== undefined && ino !== record.ino) await rm(this.layout.metaFile(bucket, key, ino), { force: true });
+      } finally {
+        await previous?.handle?.close().catch(() => undefined);
+      }
+      return { ...this.info(bucket, key, record), md5: record.md5, digests };
+    } catch (err) {
+      hashes.abort();
+      await file?.close().catch(() => undefined);
+      if (!published) {
+        await rm(temp, { force: true }).catch(() => undefined);
+        if (record) await rm(this.layout.metaFile(bucket, key, record.ino), { force: true }).catch(() => undefined);
+      }
+      throw errnoOf(err) ? fromFsError(err, where, target) : err;
+    }
+  }
+
+  async head(bucket: string, key: string): Promise<ObjectInfo> {
+    const object = await this.open(bucket, key);
+    await object.close();
+    return object.info;
+  }
+
+  /** Opens the current version of an object; symlinks, directories and paths outside the root are "no such key". */
+  async open(bucket: string, key: string): Promise<OpenObject> {
+    return this.openVersion(bucket, key, 1);
+  }
+
+  private async openVersion(bucket: string, key: string, attempt: number): Promise<OpenObject> {
+    this.checkKey(key);
+    this.checkBucketName(bucket);
+    const path = this.layout.objectPath(bucket, key);
+    // The hot path for small GETs: one realpath proves the bucket and every folder on the way exist
+    // and are not links; only a miss asks which one is missing (bucket or key).
+    const missing = async () => {
+      await this.requireBucket(bucket);
+      return new StorageError("NoSuchKey", `no object "${printable(key)}" in bucket "${bucket}"`);
+    };
+    if ((await confine(dirname(path))) !== "inside") throw await missing();
+    let file: FileHandle;
+    try {
+      file = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    } catch (err) {
+      const code = errnoOf(err);
+      if (code === "ENOENT" || code === "ELOOP" || code === "ENOTDIR") throw await missing();
+      throw fromFsError(err, `opening object "${printable(key)}"`, path);
+    }
+    let stats: BigIntStats;
+    let record: MetadataRecord | undefined;
+    let replaced = false;
+    try {
+      stats = await file.stat({ bigint: true });
+      if (!stats.isFile()) throw await missing();
+      record = await this.metadata.lookup(bucket, key, stats);
+      // An overwrite or delete removes the old version's record right after its rename or unlink;
+      // a miss on a file that is no longer at the path means it was replaced: open the current one.
+      if (!record && attempt < OPEN_ATTEMPTS) replaced = !(await isAtPath(path, stats));
+    } catch (err) {
+      await file.close().catch(() => undefined);
+      throw errnoOf(err) ? fromFsError(err, `reading object "${printable(key)}"`, path) : err;
+    }
+    if (replaced) {
+      await file.close().catch(() => undefined);
+      return this.openVersion(bucket, key, attempt + 1);
+    }
+    const info: ObjectInfo = record
+      ? this.info(bucket, key, record)
+      : { bucket, key, size: Number(stats.size), lastModified: new Date(Number(stats.mtimeMs)), contentType: DEFAULT_CONTENT_TYPE, userMetadata: {}, checksums: {} };
+    let used = false;
+    return {
+      info,
+      stream(range) {
+        if (used) throw new Error("stream() called twice");
+        used = true;
+        return file.createReadStream({ start: range?.start ?? 0, ...(range ? { end: range.end } : {}), highWaterMark: READ_BUFFER_BYTES });
+      },
+      async read(range) {
+        if (used) throw new Error("read() after stream() or close()");
+        used = true;
+        try {
+          const bytes = Buffer.allocUnsafe(range.end - range.start + 1);
+          for (let done = 0; done < bytes.length; ) {
+            const { bytesRead } = await file.read(bytes, done, bytes.length - done, range.start + done);
+            if (bytesRead === 0) throw new StorageError("Io", `object "${printable(key)}" ended early (truncated behind the store's back)`, path);
+            done += bytesRead;
+          }
+          return bytes;
+        } finally {
+          await file.close();
+        }
+      },
+      async copyTo(out, range) {
+        if (used) throw new Error("copyTo() after stream(), read() or close()");
+        used = true;
+        try {
+          return await copyRange(file, out, range, () => new StorageError("Io", `object "${printable(key)}" ended early (truncated behind the store's back)`, path));
+        } finally {
+          await file.close();
+        }
+      },
+      async close() {
+        if (used) return;
+        used = true;
+        await file.close();
+      },
+    };
+  }
+
+  /** Removes the object, then its metadata, then parent directories left empty. False if there was none. */
+  async delete(bucket: string, key: string): Promise<boolean> {
+    this.assertWritable();
+    this.checkKey(key);
+    await this.requireBucket(bucket);
+    const path = this.layout.objectPath(bucket, key);
+    const parent = dirname(path);
+    if ((await confine(parent)) !== "inside") return false;
+    let found: Pinned | undefined;
+    try {
+      found = await pin(path);
+      if (!found?.stats.isFile()) return false;
+      await rm(path);
+    } catch (err) {
+      await found?.handle?.close().catch(() => undefined);
+      const code = errnoOf(err);
+      if (code === "ENOENT" || code === "ENOTDIR") return false;
+      throw fromFsError(err, `deleting object "${printable(key)}"`, path);
+    }
+    try {
+      await this.syncDirs([parent]);
+      await rm(this.layout.metaFile(bucket, key, found.stats.ino.toString()), { force: true });
+    } finally {
+      await found.handle?.close().catch(() => undefined);
+    }
+    await this.removeEmptyParents(bucket, parent);
+    return true;
+  }
+
+  async list(bucket: string, options: ListOptions = {}): Promise<ListResult> {
+    await this.requireBucket(bucket);
+    const dir = this.layout.bucketDir(bucket);
+    try {
+      return await listObjects(dir, options);
+    } catch (err) {
+      throw errnoOf(err) ? fromFsError(err, `listing bucket "${bucket}"`, dir) : err;
+    }
+  }
+
+  // --- internals -----------------------------------------------------------------------------
+
+  private info(bucket: string, key: string, record: MetadataRecord): ObjectInfo {
+    return {
+      bucket,
+      key,
+      size: record.size,
+      lastModified: new Date(record.lastModified),
+      md5: record.md5,
+      contentType: record.contentType,
+      userMetadata: record.userMetadata,
+      checksums: record.checksums,
+    };
+  }
+
+  private assertWritable(): void {
+    if (this.readOnly) throw new StorageError("ReadOnly", "the store was opened read-only");
+  }
+
+  private checkBucketName(bucket: string): void {
+    const problem = bucketNameProblem(bucket);
+    if (problem) throw new StorageError("InvalidBucketName", problem);
+  }
+
+  private checkKey(key: string): void {
+    const problem = keyProblem(key);
+    if (problem) throw new StorageError("InvalidKey", `invalid key "${printable(key)}": ${problem}`);
+  }
+
+  private async requireBucket(bucket: string): Promise<void> {
+    this.checkBucketName(bucket);
+    const dir = this.layout.bucketDir(bucket);
+    const state = await confine(dir);
+    if (state === "inside" && (await lstat(dir)).isDirectory()) return;
+    throw new StorageError("NoSuchBucket", `bucket "${bucket}" does not exist`, state === "missing" ? undefined : dir);
+  }
+
+  /** Fails early, before the body is read, when the key cannot be placed: `a/b` vs `a/b/c`. */
+  private async checkPlacement(bucket: string, key: string, target: string): Promise<void> {
+    const state = await confine(dirname(target));
+    if (state === "missing") return;
+    if (state !== "inside") throw await this.placementConflict(bucket, key);
+    const stats = await lstat(target).catch(() => undefined);
+    if (stats?.isDirectory()) throw this.prefixConflict(bucket, key);
+  }
+
+  private prefixConflict(bucket: string, key: string): StorageError {
+    return new StorageError("KeyConflict", `key "${printable(key)}" is a prefix of existing objects ("${printable(key)}/...") in bucket "${bucket}"; a file cannot also be a directory`);
+  }
+
+  /** Names the segment on the key's path that is a file or a symlink. */
+  private async placementConflict(bucket: string, key: string): Promise<StorageError> {
+    const segments = key.split("/");
+    for (let i = 1; i < segments.length; i++) {
+      const ancestor = segments.slice(0, i).join("/");
+      const stats = await lstat(this.layout.objectPath(bucket, ancestor)).catch(() => undefined);
+      if (!stats) break;
+      if (stats.isSymbolicLink()) return new StorageError("KeyConflict", `"${printable(ancestor)}" in bucket "${bucket}" is a symbolic link; the store does not follow links`);
+      if (!stats.isDirectory()) return new StorageError("KeyConflict", `key "${printable(key)}" needs "${printable(ancestor)}" to be a directory, but object "${printable(ancestor)}" exists in bucket "${bucket}"`);
+    }
+    return new StorageError("KeyConflict", `the path of key "${printable(key)}" in bucket "${bucket}" is not a plain directory`);
+  }
+
+  private async writeMetadata(bucket: string, record: MetadataRecord): Promise<void> {
+    const path = this.layout.metaFile(bucket, record.key, record.ino);
+    const dir = dirname(path);
+    const temp = join(this.tmpDir, `${randomUUID()}.json`);
+    try {
+      const created = await mkdir(dir, { recursive: true, mode: 0o700 });
+      const file = await open(temp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o600);
+      try {
+        await file.writeFile(JSON.stringify(record));
+        if (this.durability === "full") await file.datasync();
+      } finally {
+        await file.close();
+      }
+      await rename(temp, path);
+      await this.syncDirs(created ? newDirParents(created, dir) : [dir]);
+    } catch (err) {
+      await rm(temp, { force: true }).catch(() => undefined);
+      throw fromFsError(err, "writing object metadata", path);
+    }
+  }
+
+  /**
+   * Renames the finished temp file over the key and makes the rename durable. A concurrent delete
+   * may remove a parent directory between mkdir and rename; that is retried. Returns what was at
+   * the key before, if anything, pinned: the caller removes its metadata record, then closes it.
+   */
+  private async publish(temp: string, target: string, bucket: string, key: string): Promise<Pinned | undefined> {
+    const parent = dirname(target);
+    for (let attempt = 1; ; attempt++) {
+      let created: string | undefined;
+      try {
+        created = await this.makeParents(bucket, key, parent);
+      } catch (err) {
+        // A concurrent delete removed a folder on the way while we created the next one.
+        if (errnoOf(err) === "ENOENT" && attempt < 5) continue;
+        throw err;
+      }
+      const previous = await pin(target).catch(() => undefined);
+      let handedOver = false;
+      try {
+        if (previous?.stats.isDirectory()) throw this.prefixConflict(bucket, key);
+        try {
+          await rename(temp, target);
+        } catch (err) {
+          const code = errnoOf(err);
+          if (code === "ENOENT" && attempt < 5) continue;
+          if (code === "EISDIR" || code === "ENOTEMPTY" || code === "EEXIST") throw this.prefixConflict(bucket, key);
+          if (code === "ENOTDIR") throw await this.placementConflict(bucket, key);
+          throw err;
+        }
+        await this.syncDirs(created ? newDirParents(created, parent) : [parent]);
+        handedOver = true;
+        return previous;
+      } finally {
+        if (!handedOver) await previous?.handle?.close().catch(() => undefined);
+      }
+    }
+  }
+
+  /**
+   * Creates the key's parent directories inside the bucket; returns the first one created, if any.
+   * The deepest existing ancestor must be link-free, and the rest is created one level at a time,
+   * so a planted symlink can never make us create a directory outside the root (`mkdir -p` would).
+   */
+  private async makeParents(bucket: string, key: string, parent: string): Promise<string | undefined> {
+    const missing: string[] = [];
+    for (let dir = parent; ; dir = dirname(dir)) {
+      const state = await confine(dir);
+      if (state === "inside") break;
+      if (state !== "missing" || dir === this.layout.bucketDir(bucket)) throw await this.placementConflict(bucket, key);
+      missing.unshift(dir);
+    }
+    for (const dir of missing) {
+      try {
+        await mkdir(dir, { mode: 0o755 });
+      } catch (err) {
+        const code = errnoOf(err);
+        // A concurrent writer may have created it; it must be a real directory.
+        if (code === "EEXIST" && (await lstat(dir)).isDirectory()) continue;
+        if (code === "ENOTDIR" || code === "EEXIST") throw await this.placementConflict(bucket, key);
+        throw err;
+      }
+    }
+    return missing[0];
+  }
+
+  private async removeEmptyParents(bucket: string, from: string): Promise<void> {
+    const bucketDir = this.layout.bucketDir(bucket);
+    let dir = from;
+    const removedFrom: string[] = [];
+    while (dir !== bucketDir && relative(bucketDir, dir) !== "" && !relative(bucketDir, dir).startsWith("..")) {
+      try {
+        await rmdir(dir);
+      } catch (err) {
+        const code = errnoOf(err);
+        if (code === "ENOTEMPTY" || code === "EEXIST" || code === "EBUSY") break;
+        if (code !== "ENOENT") throw fromFsError(err, "removing an empty directory", dir);
+      }
+      dir = dirname(dir);
+      removedFrom.push(dir);
+    }
+    await this.syncDirs(removedFrom.slice(-1));
+  }
+
+  /** fsync directories so renames, creations and removals in them survive a power cut. */
+  private async syncDirs(dirs: string[]): Promise<void> {
+    if (this.durability !== "full") return;
+    await Promise.all(
+      [...new Set(dirs)].map(async (dir) => {
+        const handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+        try {
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+      }),
+    );
+  }
+}
+
+/** Buffers one download cycles through: one being read while the others are written to the socket. */
+const COPY_BUFFERS = 3;
+
+/**
+ * Copies a byte range from a file to a writable (an HTTP response) with COPY_BUFFERS reused 1 MiB
+ * buffers. Node has no sendfile on its HTTP path; a read stream allocates a fresh buffer per read,
+ * and at GiB/s that garbage costs more CPU in the collector than the copy itself. A buffer is
+ * refilled only after the writable reports its previous contents flushed, which is also the
+ * backpressure. Stops with an error when `out` closes early (the client went away).
+ */
+async function copyRange(file: FileHandle, out: Writable, range: { start: number; end: number }, truncated: () => Error): Promise<number> {
+  const buffers = Array.from({ length: COPY_BUFFERS }, () => Buffer.allocUnsafe(READ_BUFFER_BYTES));
+  const flushed: Array<Promise<void> | undefined> = new Array<Promise<void> | undefined>(COPY_BUFFERS).fill(undefined);
+  let closed: (err: Error) => void = () => undefined;
+  const gone = new Promise<never>((_resolve, reject) => (closed = reject));
+  gone.catch(() => undefined);
+  const onClose = () => closed(new Error("the receiver closed before the whole range was sent"));
+  out.once("close", onClose);
+  try {
+    let position = range.start;
+    for (let i = 0; position <= range.end; i = (i + 1) % COPY_BUFFERS) {
+      await Promise.race([flushed[i], gone]);
+      const buffer = buffers[i]!;
+      const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, range.end - position + 1), position);
+      if (bytesRead === 0) throw truncated();
+      const chunk = buffer.subarray(0, bytesRead);
+      flushed[i] = new Promise<void>((resolve, reject) => out.write(chunk, (err) => (err ? reject(err) : resolve())));
+      flushed[i]!.catch(() => undefined);
+      position += bytesRead;
+    }
+    await Promise.race([Promise.all(flushed.filter((p): p is Promise<void> => p !== undefined)), gone]);
+    return range.end - range.start + 1;
+  } finally {
+    out.off("close", onClose);
+  }
+}
+
+/** How often open() retries when the version it opened was replaced before its metadata was read. */
+const OPEN_ATTEMPTS = 10;
+
+/** Whether the file at `path` is still the one with these stats. */
+async function isAtPath(path: string, stats: BigIntStats): Promise<boolean> {
+  const now = await lstat(path, { bigint: true }).catch(() => undefined);
+  return now !== undefined && now.ino === stats.ino && now.dev === stats.dev && now.mtimeNs === stats.mtimeNs && now.size === stats.size;
+}
+
+interface Pinned {
+  stats: BigIntStats;
+  /** Open on a regular file, so its inode stays allocated. */
+  handle?: FileHandle;
+}
+
+/**
+ * What is at `path` (not following a symlink); a regular file is also opened. Metadata records are
+ * named by inode, and a freed inode can be reused at once by another writer's new temp file (ext4
+ * does), whose record then has the same name: whoever removes the record of a replaced or deleted
+ * version must hold the version open until the record is gone, or it may remove the new file's.
+ */
+async function pin(path: string): Promise<Pinned | undefined> {
+  const stats = await lstat(path, { bigint: true }).catch((err: unknown) => {
+    if (errnoOf(err) === "ENOENT" || errnoOf(err) === "ENOTDIR") return undefined;
+    throw err;
+  });
+  if (!stats?.isFile()) return stats && { stats };
+  let handle: FileHandle;
+  try {
+    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (err) {
+    const code = errnoOf(err);
+    if (code === "ENOENT" || code === "ENOTDIR") return undefined;
+    if (code === "EACCES" || code === "EPERM") return { stats };
+    if (code === "ELOOP") return pin(path);
+    throw err;
+  }
+  try {
+    const opened = await handle.stat({ bigint: true });
+    if (opened.isFile()) return { stats: opened, handle };
+    await handle.close();
+    return { stats: opened };
+  } catch (err) {
+    await handle.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+/** After `mkdir -p` created `first` … `deepest`, the directories whose entries changed. */
+function newDirParents(first: string, deepest: string): string[] {
+  const dirs = [deepest];
+  for (let dir = deepest; dir !== dirname(first); dir = dirname(dir)) dirs.push(dirname(dir));
+  return dirs;
+}
+
+const silentLog = { warn: () => undefined } as unknown as Logger;

@@ -1,0 +1,308 @@
+import { createHash, randomBytes } from "node:crypto";
+import fc from "fast-check";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { crc32 } from "node:zlib";
+import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
+import { StorageError } from "../../../src/storage/errors.js";
+import { sweepMetadata, STALE_AFTER_MS } from "../../../src/storage/janitor.js";
+import { INTERNAL_DIR } from "../../../src/storage/layout.js";
+import { ObjectStore } from "../../../src/storage/store.js";
+
+const roots: string[] = [];
+afterAll(() => {
+  for (const root of roots) rmSync(root, { recursive: true, force: true });
+});
+
+function newRoot(): string {
+  const root = mkdtempSync(join(tmpdir(), "app-snapshots-store-"));
+  roots.push(root);
+  return root;
+}
+
+const body = (bytes: Buffer | string) => Readable.from([Buffer.from(bytes)]);
+const md5 = (bytes: Buffer | string) => createHash("md5").update(bytes).digest("hex");
+
+async function read(store: ObjectStore, bucket: string, key: string): Promise<Buffer> {
+  const object = await store.open(bucket, key);
+  const chunks: Buffer[] = [];
+  for await (const chunk of object.stream()) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+async function failure(promise: Promise<unknown>): Promise<StorageError> {
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(StorageError);
+  return err as StorageError;
+}
+
+/** Everything under the store's temp folder: must be empty after any write, failed or not. */
+function tempFiles(root: string): string[] {
+  const tmp = join(root, INTERNAL_DIR, "tmp");
+  return readdirSync(tmp).flatMap((dir) => readdirSync(join(tmp, dir)));
+}
+
+function metadataFiles(root: string): string[] {
+  const meta = join(root, INTERNAL_DIR, "meta");
+  return readdirSync(meta, { recursive: true, withFileTypes: true }).filter((d) => d.isFile()).map((d) => d.name);
+}
+
+describe("object store", () => {
+  let root: string;
+  let store: ObjectStore;
+  beforeEach(async () => {
+    root = newRoot();
+    store = await ObjectStore.open(root);
+    await store.createBucket("velero");
+  });
+  afterEach(async () => {
+    await store.close();
+  });
+
+  it("stores an object as a plain file at <root>/<bucket>/<key> with its metadata", async () => {
+    const bytes = randomBytes(2 * 1024 * 1024 + 3);
+    const result = await store.put("velero", "backups/b1/b1.tar.gz", body(bytes), {
+      contentType: "application/gzip",
+      userMetadata: { owner: "shop" },
+      checksums: { crc32: "AAAAAA==" },
+      digests: ["sha256", "crc32"],
+    });
+    expect(readFileSync(join(root, "velero", "backups", "b1", "b1.tar.gz")).equals(bytes)).toBe(true);
+    expect(result.md5).toBe(md5(bytes));
+    expect(result.digests.sha256!.toString("hex")).toBe(createHash("sha256").update(bytes).digest("hex"));
+    expect(result.digests.crc32!.readUInt32BE()).toBe(crc32(bytes));
+    const info = await store.head("velero", "backups/b1/b1.tar.gz");
+    expect(info).toMatchObject({ size: bytes.length, md5: md5(bytes), contentType: "application/gzip", userMetadata: { owner: "shop" }, checksums: { crc32: "AAAAAA==" } });
+    expect((await read(store, "velero", "backups/b1/b1.tar.gz")).equals(bytes)).toBe(true);
+    expect(tempFiles(root)).toEqual([]);
+  });
+
+  it("replaces an object whole, and keeps one metadata record per object", async () => {
+    await store.put("velero", "k", body("first version"));
+    await store.put("velero", "k", body("second"));
+    expect((await read(store, "velero", "k")).toString()).toBe("second");
+    expect((await store.head("velero", "k")).md5).toBe(md5("second"));
+    expect(metadataFiles(root)).toHaveLength(1);
+  });
+
+  it("reads a single range and streams from the version it opened, even if replaced meanwhile", async () => {
+    await store.put("velero", "k", body("0123456789"));
+    const object = await store.open("velero", "k");
+    await store.put("velero", "k", body("abcdefghij"));
+    const chunks: Buffer[] = [];
+    for await (const chunk of object.stream({ start: 2, end: 5 })) chunks.push(chunk as Buffer);
+    expect(Buffer.concat(chunks).toString()).toBe("2345");
+    expect(object.info.md5).toBe(md5("0123456789"));
+  });
+
+  it.each([
+    ["a wrong Content-MD5", { expectedMd5: Buffer.alloc(16) }, "BadDigest"],
+    ["a short body", { expectedSize: 100 }, "IncompleteBody"],
+  ])("refuses %s and leaves the previous object, no temp file and no stray metadata", async (_name, options, code) => {
+    await store.put("velero", "k", body("previous"));
+    const err = await failure(store.put("velero", "k", body("new bytes"), options));
+    expect(err.code).toBe(code);
+    expect((await read(store, "velero", "k")).toString()).toBe("previous");
+    expect(tempFiles(root)).toEqual([]);
+    expect(metadataFiles(root)).toHaveLength(1);
+  });
+
+  it("loses nothing when the client's stream breaks mid-body", async () => {
+    await store.put("velero", "k", body("previous"));
+    const broken = new Readable({
+      read() {
+        this.push(randomBytes(3 * 1024 * 1024));
+        this.destroy(new Error("connection reset"));
+      },
+    });
+    await expect(store.put("velero", "k", broken)).rejects.toThrow("connection reset");
+    expect((await read(store, "velero", "k")).toString()).toBe("previous");
+    expect(tempFiles(root)).toEqual([]);
+  });
+
+  it("refuses objects over the size limit", async () => {
+    const small = await ObjectStore.open(root, { maxObjectBytes: 1024 });
+    try {
+      const err = await failure(small.put("velero", "big", body(randomBytes(4096))));
+      expect([err.code, err.message]).toEqual(["EntityTooLarge", "the object is larger than the limit of 1024 bytes"]);
+      expect(existsSync(join(root, "velero", "big"))).toBe(false);
+    } finally {
+      await small.close();
+    }
+  });
+
+  it("refuses keys that collide with a file or a directory, with the path that is in the way", async () => {
+    await store.put("velero", "a/b", body("file"));
+    const under = await failure(store.put("velero", "a/b/c", body("x")));
+    expect([under.code, under.message]).toEqual(["KeyConflict", 'key "a/b/c" needs "a/b" to be a directory, but object "a/b" exists in bucket "velero"']);
+    await store.put("velero", "d/e/f", body("x"));
+    const over = await failure(store.put("velero", "d/e", body("x")));
+    expect([over.code, over.message]).toEqual(["KeyConflict", 'key "d/e" is a prefix of existing objects ("d/e/...") in bucket "velero"; a file cannot also be a directory']);
+  });
+
+  it("refuses invalid keys and buckets, and missing buckets, before touching the disk", async () => {
+    expect((await failure(store.put("velero", "../escape", body("x")))).message).toBe(`invalid key "../escape": the key's segment 1 is ".."; '.' and '..' segments are not allowed`);
+    expect((await failure(store.put("Velero", "k", body("x")))).code).toBe("InvalidBucketName");
+    expect((await failure(store.put("missing", "k", body("x")))).message).toBe('bucket "missing" does not exist');
+    expect((await failure(store.open("velero", "nothing"))).code).toBe("NoSuchKey");
+    expect(readdirSync(root).sort()).toEqual([INTERNAL_DIR, "velero"]);
+  });
+
+  it("never follows a symlink planted in the store, for reads or writes", async () => {
+    const outside = newRoot();
+    writeFileSync(join(outside, "secret"), "secret");
+    symlinkSync(outside, join(root, "velero", "evil"));
+    symlinkSync(join(outside, "secret"), join(root, "velero", "leak"));
+    expect((await failure(store.open("velero", "evil/secret"))).code).toBe("NoSuchKey");
+    expect((await failure(store.open("velero", "leak"))).code).toBe("NoSuchKey");
+    const write = await failure(store.put("velero", "evil/new", body("x")));
+    expect([write.code, write.message]).toEqual(["KeyConflict", '"evil" in bucket "velero" is a symbolic link; the store does not follow links']);
+    expect(await store.delete("velero", "evil/secret")).toBe(false);
+    expect(readdirSync(outside)).toEqual(["secret"]);
+    expect((await store.list("velero")).objects).toEqual([]);
+  });
+
+  it("deletes an object and the directories it leaves empty, up to the bucket", async () => {
+    await store.put("velero", "backups/b1/b1.tar.gz", body("x"));
+    await store.put("velero", "backups/b1/b1-logs.gz", body("x"));
+    await store.put("velero", "backups/b2/deep/x", body("x"));
+    expect(await store.delete("velero", "backups/b2/deep/x")).toBe(true);
+    expect(readdirSync(join(root, "velero", "backups"))).toEqual(["b1"]);
+    expect(await store.delete("velero", "backups/b1/b1.tar.gz")).toBe(true);
+    expect(await store.delete("velero", "backups/b1/b1-logs.gz")).toBe(true);
+    expect(readdirSync(join(root, "velero"))).toEqual([]);
+    expect(await store.delete("velero", "backups/b1/b1-logs.gz")).toBe(false);
+    expect(metadataFiles(root)).toEqual([]);
+  });
+
+  it("lists buckets without its internal folder or lost+found, and deletes only empty buckets", async () => {
+    mkdirSync(join(root, "lost+found"));
+    await store.createBucket("kopia");
+    expect((await store.listBuckets()).map((b) => b.name)).toEqual(["kopia", "velero"]);
+    expect((await failure(store.createBucket("kopia"))).code).toBe("BucketAlreadyExists");
+    await store.put("velero", "x", body("x"));
+    expect((await failure(store.deleteBucket("velero"))).code).toBe("BucketNotEmpty");
+    mkdirSync(join(root, "kopia", "empty-dir"));
+    await store.deleteBucket("kopia");
+    expect(await store.bucketExists("kopia")).toBe(false);
+  });
+
+  it("does not attach metadata to a file someone changed behind its back", async () => {
+    await store.put("velero", "k", body("ours"));
+    writeFileSync(join(root, "velero", "k"), "changed by hand");
+    const info = await store.head("velero", "k");
+    expect([info.size, info.md5]).toEqual([15, undefined]);
+  });
+});
+
+describe("path confinement under hostile keys", () => {
+  it("every key either fails cleanly or names a file strictly inside its bucket; nothing outside is read or created", async () => {
+    const root = newRoot();
+    const outside = newRoot();
+    writeFileSync(join(outside, "secret"), "secret");
+    const store = await ObjectStore.open(root, { durability: "none" });
+    await store.createBucket("velero");
+    await store.createBucket("other");
+    mkdirSync(join(root, "velero", "real"));
+    symlinkSync(outside, join(root, "velero", "evil"));
+    symlinkSync(join(outside, "secret"), join(root, "velero", "leak"));
+    symlinkSync("..", join(root, "velero", "real", "up"));
+    const bucketReal = realpathSync(join(root, "velero"));
+    const piece = fc.constantFrom("..", ".", "", "evil", "leak", "real", "up", "other", ".app-snapshots", "%2e%2e", "..%2f", "\\..", "secret", "a", "\0", "ü", "lost+found");
+    const hostileKey = fc.oneof(fc.array(piece, { minLength: 1, maxLength: 5 }).map((p) => p.join("/")), fc.string({ maxLength: 20 }));
+    try {
+      await fc.assert(
+        fc.asyncProperty(hostileKey, async (key) => {
+          const put = await store.put("velero", key, body("payload")).then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+          if (put === undefined) {
+            // Written: the file is a regular file inside the bucket, reached without links.
+            const written = realpathSync(join(root, "velero", key));
+            expect(written.startsWith(`${bucketReal}/`)).toBe(true);
+            expect((await read(store, "velero", key)).toString()).toBe("payload");
+            await store.delete("velero", key);
+          } else {
+            expect(put).toBeInstanceOf(StorageError);
+            expect(["InvalidKey", "KeyConflict"]).toContain((put as StorageError).code);
+          }
+          const opened = await store.open("velero", key).then(
+            async (o) => {
+              await o.close();
+              return o.info.size;
+            },
+            (e: unknown) => e,
+          );
+          // Only objects inside the bucket can be opened; the secret outside never is.
+          if (typeof opened === "number") expect(opened).not.toBe("secret".length);
+          expect(readdirSync(outside)).toEqual(["secret"]);
+          expect(readdirSync(join(root, "other"))).toEqual([]);
+        }),
+        { numRuns: 400 },
+      );
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe("start-up and housekeeping", () => {
+  it("reclaims temp folders of earlier instances at start-up", async () => {
+    const root = newRoot();
+    await (await ObjectStore.open(root)).close();
+    const dead = join(root, INTERNAL_DIR, "tmp", "host-1234-abcdef");
+    mkdirSync(dead, { recursive: true });
+    writeFileSync(join(dead, "half-written"), "partial");
+    const store = await ObjectStore.open(root);
+    expect(tempFiles(root)).toEqual([]);
+    expect(readdirSync(join(root, INTERNAL_DIR, "tmp"))).toHaveLength(1);
+    await store.close();
+    expect(readdirSync(join(root, INTERNAL_DIR, "tmp"))).toEqual([]);
+  });
+
+  it("with a shared root, reclaims only folders whose heartbeat stopped", async () => {
+    const root = newRoot();
+    const tmp = join(root, INTERNAL_DIR, "tmp");
+    mkdirSync(join(tmp, "alive"), { recursive: true });
+    mkdirSync(join(tmp, "dead"), { recursive: true });
+    const old = new Date(Date.now() - STALE_AFTER_MS - 1000);
+    utimesSync(join(tmp, "dead"), old, old);
+    const store = await ObjectStore.open(root, { shared: true });
+    expect(readdirSync(tmp).filter((n) => n === "alive" || n === "dead")).toEqual(["alive"]);
+    await store.close();
+  });
+
+  it("opens read-only without creating anything", async () => {
+    const root = newRoot();
+    mkdirSync(join(root, "velero"));
+    const store = await ObjectStore.open(root, { readOnly: true });
+    expect((await failure(store.put("velero", "k", body("x")))).code).toBe("ReadOnly");
+    expect(readdirSync(root)).toEqual(["velero"]);
+    await store.close();
+  });
+
+  it("sweeps metadata records that no longer match a file, once they are old enough", async () => {
+    const root = newRoot();
+    const store = await ObjectStore.open(root);
+    await store.createBucket("velero");
+    await store.put("velero", "kept", body("x"));
+    await store.put("velero", "gone", body("y"));
+    rmSync(join(root, "velero", "gone"));
+    const cache = (store as unknown as { metadata: Parameters<typeof sweepMetadata>[1] }).metadata;
+    expect(await sweepMetadata(store.layout, cache, Date.now())).toBe(0);
+    expect(await sweepMetadata(store.layout, cache, Date.now() + 11 * 60_000)).toBe(1);
+    expect((await store.head("velero", "kept")).md5).toBe(md5("x"));
+    await store.close();
+  });
+
+  it("fails to open a root that does not exist, with the path", async () => {
+    const err = await failure(ObjectStore.open("/nonexistent/app-snapshots-root"));
+    expect(err.message).toBe("the store root does not exist: /nonexistent/app-snapshots-root (ENOENT)");
+  });
+});
