@@ -324,57 +324,31 @@ describe("object store: concurrent writers on one key", () => {
     }
   });
 
-  it("a writer removing the record of the version it replaced never removes the record of a newer version that reuses the inode", async () => {
+  it.each([
+    ["a writer removing the record of the version it replaced", "reuse", 1, (store: ObjectStore) => store.put(BUCKET, KEY, chunked(bodyBytes("reuse", KEY, 1, 20), MiB))],
+    ["a delete removing the record of the version it deleted", "delete-reuse", 1, (store: ObjectStore) => store.delete(BUCKET, KEY)],
+  ] as const)("%s never removes the record of a newer version that reuses the inode", async (_name, seed, firstNew, operation) => {
     const root = await freshRoot();
     const store = await ObjectStore.open(root, { durability: "full" });
     const path = join(root, BUCKET, ...KEY.split("/"));
     try {
       await store.createBucket(BUCKET);
-      await store.put(BUCKET, KEY, chunked(bodyBytes("reuse", KEY, 0, 10), MiB));
+      await store.put(BUCKET, KEY, chunked(bodyBytes(seed, KEY, 0, 10), MiB));
       const oldInode = (await lstat(path)).ino;
-      // Writer B renames its version over the old one, then stops just before removing the old record.
+      // The operation has renamed over (or unlinked) the old version and stops just before removing its record.
       const held = gate(isMetadata);
       fsHooks.beforeRm = held.hook;
-      const b = store.put(BUCKET, KEY, chunked(bodyBytes("reuse", KEY, 1, 20), MiB));
+      const pending = operation(store);
       expect(await held.reached).toContain(`.${oldInode}.json`);
       // Meanwhile other writers publish new versions; a freed inode is reused soon (ext4 takes the lowest free one).
       let reusedBy: number | undefined;
-      for (let v = 2; v < 60 && reusedBy === undefined; v++) {
-        await store.put(BUCKET, KEY, chunked(bodyBytes("reuse", KEY, v, 30 + v), MiB));
+      for (let v = firstNew + 1; v < 60 && reusedBy === undefined; v++) {
+        await store.put(BUCKET, KEY, chunked(bodyBytes(seed, KEY, v, 30 + v), MiB));
         if ((await lstat(path)).ino === oldInode) reusedBy = v;
       }
       held.open();
-      await b;
-      // The version in place (B's or a newer one) has its record; the old inode was not reused while B removed its record.
-      const onDisk = await readFile(path);
-      const info = await store.head(BUCKET, KEY);
-      expect(info.md5, `current version (inode reused by v${reusedBy})`).toBe(md5Hex(onDisk));
-      expect(reusedBy).toBeUndefined();
-    } finally {
-      await store.close();
-    }
-  });
-
-  it("a delete removing the record of the version it deleted never removes the record of a newer version that reuses the inode", async () => {
-    const root = await freshRoot();
-    const store = await ObjectStore.open(root, { durability: "full" });
-    const path = join(root, BUCKET, ...KEY.split("/"));
-    try {
-      await store.createBucket(BUCKET);
-      await store.put(BUCKET, KEY, chunked(bodyBytes("delete-reuse", KEY, 0, 10), MiB));
-      const oldInode = (await lstat(path)).ino;
-      // The delete has unlinked the file and stops just before removing its record.
-      const held = gate(isMetadata);
-      fsHooks.beforeRm = held.hook;
-      const deleting = store.delete(BUCKET, KEY);
-      expect(await held.reached).toContain(`.${oldInode}.json`);
-      let reusedBy: number | undefined;
-      for (let v = 1; v < 60 && reusedBy === undefined; v++) {
-        await store.put(BUCKET, KEY, chunked(bodyBytes("delete-reuse", KEY, v, 30 + v), MiB));
-        if ((await lstat(path)).ino === oldInode) reusedBy = v;
-      }
-      held.open();
-      expect(await deleting).toBe(true);
+      await pending;
+      // The version in place has its record; the old inode was not reused while its record was being removed.
       const onDisk = await readFile(path);
       const info = await store.head(BUCKET, KEY);
       expect(info.md5, `current version (inode reused by v${reusedBy})`).toBe(md5Hex(onDisk));
