@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { generateCertificateFiles } from "../certs/files.js";
+import { collect } from "./options.js";
 
-const collect = (value: string, previous: string[]) => [...previous, value];
 
 export function registerCerts(program: Command): void {
   const certs = program.command("certs").description("webhook TLS certificates");

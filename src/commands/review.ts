@@ -2,8 +2,8 @@ import type { Command } from "commander";
 import { admit } from "../admission/admit.js";
 import { parseAdmissionReview } from "../admission/review.js";
 import { loadStateFiles, readInput } from "./stateFiles.js";
+import { collect } from "./options.js";
 
-const collect = (value: string, previous: string[]) => [...previous, value];
 
 export function registerReview(program: Command): void {
   program

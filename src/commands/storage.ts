@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { serveHealth } from "../server/health.js";
-import { listen, type RunningServer, type TlsMaterial } from "../server/http.js";
+import { hostForUrl, listen, type RunningServer, type TlsMaterial } from "../server/http.js";
 import { Lifecycle } from "../server/lifecycle.js";
 import { createLogger, type Logger } from "../server/logger.js";
 import { createMetricsRegistry } from "../server/metrics.js";
@@ -14,6 +14,7 @@ import { loadKubeConfig } from "../kube/loadConfig.js";
 import { keyFromEnv, keyFromFile, keyFromSecret, type SigningKeySource } from "../storage/signingKeys.js";
 import { ObjectStore, type Durability } from "../storage/store.js";
 import { parseGoDuration } from "../velero/duration.js";
+import { collect } from "./options.js";
 
 /** LVP's mount point, which its sidecar uses when MOUNT_POINT is unset. */
 const LVP_DEFAULT_ROOT = "/var/velero-local-volume-provider";
@@ -43,7 +44,6 @@ interface SignOptions extends KeyOptions {
   baseUrl?: string;
 }
 
-const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
 
 function addKeyOptions(command: Command): Command {
   return command
@@ -94,7 +94,7 @@ export function registerStorage(program: Command): void {
     if (!object) throw new Error(`"${url}" is not s3://bucket/key`);
     const ttlNs = parseGoDuration(options.ttl);
     if (ttlNs === undefined || ttlNs <= 0) throw new Error(`--ttl "${options.ttl}" is not a positive Go duration like 10m`);
-    const baseUrl = options.baseUrl ?? (process.env.POD_IP ? `http://${bracketed(process.env.POD_IP)}:${LVP_PORT}` : undefined);
+    const baseUrl = options.baseUrl ?? (process.env.POD_IP ? `http://${hostForUrl(process.env.POD_IP)}:${LVP_PORT}` : undefined);
     if (!baseUrl) throw new Error("give --base-url (POD_IP is not set)");
     const source = await keySource(options);
     const [key] = await source.keys();
@@ -119,7 +119,7 @@ async function serveStorage(options: ServeOptions): Promise<void> {
   const lifecycle = new Lifecycle(log, { drainDelayMs: Number(options.drainDelay) });
   lifecycle.onShutdown(() => store.close());
 
-  const issuedHosts = options.lvpIssuedHost ? options.lvpIssuedHost : process.env.POD_IP ? [`${bracketed(process.env.POD_IP)}:${LVP_PORT}`] : [];
+  const issuedHosts = options.lvpIssuedHost ? options.lvpIssuedHost : process.env.POD_IP ? [`${hostForUrl(process.env.POD_IP)}:${LVP_PORT}`] : [];
   const keys = await keySource(options);
   if (healthAddress) await serveHealth(lifecycle, registry, healthAddress.port, healthAddress.host);
 
@@ -157,10 +157,6 @@ async function listenDualStack(address: ListenAddress, handler: Parameters<typeo
     if ((err as NodeJS.ErrnoException).code !== "EAFNOSUPPORT" && (err as NodeJS.ErrnoException).code !== "EADDRNOTAVAIL") throw err;
     return listen({ ...base, host: "0.0.0.0" });
   }
-}
-
-function bracketed(ip: string): string {
-  return ip.includes(":") ? `[${ip}]` : ip;
 }
 
 function parseDurability(text: string): Durability {

@@ -11,6 +11,7 @@ import { createMetricsRegistry } from "../server/metrics.js";
 import { readTlsFiles, watchTlsFiles } from "../server/tlsFiles.js";
 import type { ClusterState } from "../admission/state.js";
 import { loadStateFiles } from "./stateFiles.js";
+import { collect } from "./options.js";
 
 interface WebhookOptions {
   tlsCert: string;
@@ -36,7 +37,7 @@ export function registerWebhook(program: Command): void {
     .option("--kubeconfig <file>", "kubeconfig (default: in-cluster, then $KUBECONFIG, then ~/.kube/config)")
     .option("--namespace <name>", "the webhook's own namespace; its pods are never mutated (default: $POD_NAMESPACE)")
     .option("--drain-delay <ms>", "time between turning unready and closing the listener on SIGTERM", "3000")
-    .option("--state <file>", "serve decisions from these YAML files (policies, namespaces) instead of watching a cluster; repeatable", (v: string, p: string[]) => [...p, v], [])
+    .option("--state <file>", "serve decisions from these YAML files (policies, namespaces) instead of watching a cluster; repeatable", collect, [])
     .action(async (options: WebhookOptions) => {
       const log = createLogger();
       const registry = createMetricsRegistry();

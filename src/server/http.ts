@@ -84,7 +84,7 @@ export async function listen(options: ListenOptions): Promise<RunningServer> {
   await once(server, "listening");
   const port = (server.address() as AddressInfo).port;
   const scheme = options.tls ? "https" : "http";
-  const urlHost = host.includes(":") ? `[${host}]` : host;
+  const urlHost = hostForUrl(host);
 
   return {
     server,
@@ -113,4 +113,9 @@ export async function listen(options: ListenOptions): Promise<RunningServer> {
 
 function tlsOptions(tls: TlsMaterial): https.ServerOptions {
   return { cert: tls.cert, key: tls.key, ...(tls.ca ? { ca: tls.ca } : {}), minVersion: "TLSv1.2" };
+}
+
+/** An address as it appears in a URL: IPv6 literals in brackets. */
+export function hostForUrl(host: string): string {
+  return host.includes(":") ? `[${host}]` : host;
 }
