@@ -26,7 +26,7 @@ export class TempObjectWriter extends Writable {
   private fill = 0;
   /** File offset of the next buffer to write: buffers are dispatched in stream order. */
   private dispatched = 0;
-  /** Hash updates must happen in stream order; each waits for the previous one. */
+  /** Buffers reach the hash worker in stream order: each is posted after the previous one's write finished. */
   private chain: Promise<void> = Promise.resolve();
   private failure: Error | undefined;
   /** Buffers at the hash worker. */
