@@ -378,10 +378,14 @@ export class ObjectStore {
   async delete(bucket: string, key: string): Promise<boolean> {
     this.assertWritable();
     this.checkKey(key);
-    await this.requireBucket(bucket);
+    this.checkBucketName(bucket);
     const path = this.layout.objectPath(bucket, key);
     const parent = dirname(path);
-    if ((await confine(parent)) !== "inside") return false;
+    // As in open(): one realpath proves the bucket and the folders on the way; the bucket is checked on a miss.
+    if ((await confine(parent)) !== "inside") {
+      await this.requireBucket(bucket);
+      return false;
+    }
     let found: Pinned | undefined;
     try {
       found = await pin(path);
