@@ -1,6 +1,7 @@
+import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { serveHealth } from "../server/health.js";
-import { hostForUrl, listen, type RunningServer, type TlsMaterial } from "../server/http.js";
+import { hostForUrl, listen, type ListenOptions, type RunningServer, type TlsMaterial } from "../server/http.js";
 import { Lifecycle } from "../server/lifecycle.js";
 import { createLogger, type Logger } from "../server/logger.js";
 import { createMetricsRegistry } from "../server/metrics.js";
@@ -12,7 +13,11 @@ import { LVP_PORT, signLvpUrl } from "../storage/lvpSignature.js";
 import { createStorageMetrics } from "../storage/metrics.js";
 import { loadKubeConfig } from "../kube/loadConfig.js";
 import { keyFromEnv, keyFromFile, keyFromSecret, type SigningKeySource } from "../storage/signingKeys.js";
-import { ObjectStore, type Durability } from "../storage/store.js";
+import { DEFAULT_MAX_OBJECT_BYTES, ObjectStore, type Durability } from "../storage/store.js";
+import { parseCredentials, watchCredentials } from "../s3/credentials.js";
+import { MultipartUploads } from "../s3/multipart.js";
+import { s3Handler } from "../s3/server.js";
+import { MAX_PRESIGNED_SECONDS, presignGet } from "../s3/sigv4.js";
 import { parseGoDuration } from "../velero/duration.js";
 import { collect } from "./options.js";
 
@@ -29,6 +34,14 @@ interface KeyOptions {
 interface ServeOptions extends KeyOptions {
   root?: string;
   lvpListen?: string;
+  s3Listen?: string;
+  credentials?: string;
+  s3Domain?: string[];
+  region: string;
+  bucketChanges: boolean;
+  s3IdleTimeout: string;
+  s3RequestTimeout: string;
+  multipartMaxAge: string;
   healthListen: string;
   durability: string;
   shared?: boolean;
@@ -42,6 +55,10 @@ interface ServeOptions extends KeyOptions {
 interface SignOptions extends KeyOptions {
   ttl: string;
   baseUrl?: string;
+  credentials?: string;
+  accessKey?: string;
+  publicUrl?: string;
+  region: string;
 }
 
 
@@ -70,12 +87,20 @@ export function registerStorage(program: Command): void {
       .description("serve a folder (NFS, hostPath or PVC mount) as backup storage; --lvp-listen is a drop-in for local-volume-provider's file server")
       .option("--root <dir>", "the store root: buckets are its folders (default: $MOUNT_POINT, then LVP's /var/velero-local-volume-provider)")
       .option("--lvp-listen <[host]:port>", `serve LVP signed download URLs (GET/HEAD, Range) here, e.g. :${LVP_PORT}`)
+      .option("--s3-listen <[host]:port>", "serve the S3-compatible API here, e.g. :9000 (needs --credentials)")
+      .option("--credentials <file>", "S3 key pairs: an AWS shared-credentials file (the BSL's cloud file works); reloaded on change")
+      .option("--s3-domain <domain>", "virtual-host style for Hosts <bucket>.<domain>; repeatable (path style always works)", collect)
+      .option("--region <name>", "the region GetBucketLocation reports (requests signed for any region are accepted)", "us-east-1")
+      .option("--no-bucket-changes", "refuse CreateBucket and DeleteBucket (buckets are folders an admin creates)")
+      .option("--s3-idle-timeout <duration>", "cut a connection that stalls this long mid-request (Go duration)", "2m")
+      .option("--s3-request-timeout <duration>", "the longest a request (a 5 GiB upload included) may take (Go duration)", "1h")
+      .option("--multipart-max-age <duration>", "abort multipart uploads idle this long (Go duration)", "24h")
       .option("--lvp-issued-host <host:port>", "a host:port signed URLs may name besides the request's Host; repeatable (default: $POD_IP:3000, what LVP puts in its URLs)", collect)
       .option("--health-listen <[host]:port>", "plain-HTTP /healthz, /readyz, /metrics, or none", "127.0.0.1:8080")
       .option("--durability <mode>", "full: fsync before acknowledging a write; none: skip fsync (benchmarks only)", "full")
       .option("--shared", "several replicas share the root (RWX volume): only reclaim temp files of instances that stopped")
       .option("--read-only", "never write to the root (no temp-file reclaim, no metadata sweep)")
-      .option("--tls-cert <file>", "serve the LVP port over TLS with this certificate (reloaded on change)")
+      .option("--tls-cert <file>", "serve the LVP and S3 ports over TLS with this certificate (reloaded on change)")
       .option("--tls-key <file>", "key for --tls-cert")
       .option("--drain-delay <ms>", "time between turning unready and closing listeners on SIGTERM", "3000"),
   ).action(async (options: ServeOptions) => {
@@ -86,14 +111,22 @@ export function registerStorage(program: Command): void {
     storage
       .command("sign")
       .argument("<url>", "the object, as s3://bucket/key")
-      .description("print a signed download URL for an object (LVP format, for the --lvp-listen server)")
+      .description("print a signed download URL for an object: SigV4 presigned (with --credentials, for --s3-listen) or LVP format (for --lvp-listen)")
       .option("--ttl <duration>", "how long the URL stays valid (Go duration)", "10m")
-      .option("--base-url <url>", `scheme://host[:port] the URL points at (default: http://$POD_IP:${LVP_PORT}, like LVP)`),
+      .option("--credentials <file>", "mint a SigV4 presigned URL with a key pair from this AWS credentials file")
+      .option("--access-key <id>", "which access key of --credentials signs (default: the first)")
+      .option("--public-url <url>", "with --credentials: the S3 endpoint as clients reach it, e.g. https://backups.example.com")
+      .option("--region <name>", "with --credentials: the region to sign for", "us-east-1")
+      .option("--base-url <url>", `LVP format: scheme://host[:port] the URL points at (default: http://$POD_IP:${LVP_PORT}, like LVP)`),
   ).action(async (url: string, options: SignOptions) => {
     const object = /^s3:\/\/([^/]+)\/(.+)$/.exec(url);
     if (!object) throw new Error(`"${url}" is not s3://bucket/key`);
     const ttlNs = parseGoDuration(options.ttl);
     if (ttlNs === undefined || ttlNs <= 0) throw new Error(`--ttl "${options.ttl}" is not a positive Go duration like 10m`);
+    if (options.credentials) {
+      process.stdout.write(`${await presignFromOptions(object[1]!, object[2]!, ttlNs, options)}\n`);
+      return;
+    }
     const baseUrl = options.baseUrl ?? (process.env.POD_IP ? `http://${hostForUrl(process.env.POD_IP)}:${LVP_PORT}` : undefined);
     if (!baseUrl) throw new Error("give --base-url (POD_IP is not set)");
     const source = await keySource(options);
@@ -103,15 +136,41 @@ export function registerStorage(program: Command): void {
   });
 }
 
+async function presignFromOptions(bucket: string, key: string, ttlNs: number, options: SignOptions): Promise<string> {
+  const credentials = parseCredentials(readFileSync(options.credentials!, "utf8"));
+  const accessKey = options.accessKey ?? [...credentials.keys()][0]!;
+  const secretKey = credentials.get(accessKey);
+  if (secretKey === undefined) throw new Error(`access key ${accessKey} is not in ${options.credentials}`);
+  if (!options.publicUrl) throw new Error("give --public-url: the S3 endpoint as the URL's user reaches it");
+  const endpoint = new URL(options.publicUrl);
+  if (endpoint.protocol !== "http:" && endpoint.protocol !== "https:") throw new Error("--public-url must be http:// or https://");
+  const seconds = Math.round(ttlNs / 1e9);
+  if (seconds < 1 || seconds > MAX_PRESIGNED_SECONDS) throw new Error("--ttl must be from 1s to 168h (a SigV4 presigned URL lives at most a week)");
+  return presignGet({ endpoint, bucket, key, accessKey, secretKey, region: options.region, expiresInSeconds: seconds });
+}
+
+function durationMs(text: string, flag: string): number {
+  const ns = parseGoDuration(text);
+  if (ns === undefined || ns < 0) throw new Error(`${flag} "${text}" is not a Go duration like 2m`);
+  return ns / 1e6;
+}
+
 async function serveStorage(options: ServeOptions): Promise<void> {
   const log = createLogger();
   const durability = parseDurability(options.durability);
   if (durability === "none") log.warn("durability none: writes are NOT fsynced and can be lost or torn by a power cut (benchmarks only)");
-  if (!options.lvpListen) throw new Error("nothing to serve: give --lvp-listen (the S3 endpoint comes with --s3-listen in a later release)");
+  if (!options.lvpListen && !options.s3Listen) throw new Error("nothing to serve: give --s3-listen and/or --lvp-listen");
+  if (options.s3Listen && !options.credentials) throw new Error("--s3-listen needs --credentials (an AWS shared-credentials file with the key pairs to accept)");
+  if (options.s3Listen && options.readOnly) throw new Error("--s3-listen cannot be combined with --read-only");
   if (Boolean(options.tlsCert) !== Boolean(options.tlsKey)) throw new Error("--tls-cert and --tls-key go together");
   // Every argument is checked before anything touches the root.
-  const lvpAddress = parseListenAddress(options.lvpListen);
+  const lvpAddress = options.lvpListen ? parseListenAddress(options.lvpListen) : undefined;
+  const s3Address = options.s3Listen ? parseListenAddress(options.s3Listen) : undefined;
   const healthAddress = options.healthListen === "none" ? undefined : parseListenAddress(options.healthListen);
+  const idleTimeoutMs = durationMs(options.s3IdleTimeout, "--s3-idle-timeout");
+  const requestTimeoutMs = durationMs(options.s3RequestTimeout, "--s3-request-timeout");
+  const multipartMaxAgeMs = durationMs(options.multipartMaxAge, "--multipart-max-age");
+  const credentials = options.credentials && s3Address ? watchCredentials(options.credentials, log) : undefined;
 
   const store = await openStore(options, durability, log);
   const registry = createMetricsRegistry();
@@ -119,16 +178,50 @@ async function serveStorage(options: ServeOptions): Promise<void> {
   const lifecycle = new Lifecycle(log, { drainDelayMs: Number(options.drainDelay) });
   lifecycle.onShutdown(() => store.close());
 
-  const issuedHosts = options.lvpIssuedHost ? options.lvpIssuedHost : process.env.POD_IP ? [`${hostForUrl(process.env.POD_IP)}:${LVP_PORT}`] : [];
-  const keys = await keySource(options);
+  if (credentials) lifecycle.onShutdown(() => credentials.stop());
   if (healthAddress) await serveHealth(lifecycle, registry, healthAddress.port, healthAddress.host);
 
   const tls: TlsMaterial | undefined = options.tlsCert && options.tlsKey ? readTlsFiles(options.tlsCert, options.tlsKey) : undefined;
-  const server = await listenDualStack(lvpAddress, lvpHandler({ store, keys, issuedHosts, log, metrics }), tls);
-  lifecycle.addServer(server);
-  if (options.tlsCert && options.tlsKey) lifecycle.onShutdown(watchTlsFiles(options.tlsCert, options.tlsKey, (material) => server.setTls(material), log));
+  const servers: RunningServer[] = [];
+  if (s3Address && credentials) {
+    const uploads = await MultipartUploads.open(store, { hashPool: store.hashPool, durability, log, shared: options.shared ?? false });
+    lifecycle.onShutdown(() => uploads.close());
+    const timer = setInterval(() => {
+      uploads.reclaim(multipartMaxAgeMs).then(
+        (n) => n > 0 && log.info({ aborted: n, maxAge: options.multipartMaxAge }, "aborted abandoned multipart uploads"),
+        (err: unknown) => log.warn({ err }, "reclaiming abandoned multipart uploads failed"),
+      );
+    }, Math.min(multipartMaxAgeMs, 3_600_000) || 3_600_000);
+    timer.unref();
+    lifecycle.onShutdown(() => clearInterval(timer));
+    const handler = s3Handler({
+      store,
+      uploads,
+      credentials: credentials.current,
+      log,
+      metrics,
+      domains: options.s3Domain ?? [],
+      region: options.region === "us-east-1" ? "" : options.region,
+      allowBucketChanges: options.bucketChanges,
+      maxObjectBytes: DEFAULT_MAX_OBJECT_BYTES,
+    });
+    const server = await listenDualStack(s3Address, handler, tls, { idleTimeoutMs, requestTimeoutMs, deferContinue: true });
+    servers.push(server);
+    log.info({ url: server.url, root: store.layout.root, durability, domains: options.s3Domain ?? [] }, "S3 endpoint listening");
+  }
+  if (lvpAddress) {
+    const issuedHosts = options.lvpIssuedHost ? options.lvpIssuedHost : process.env.POD_IP ? [`${hostForUrl(process.env.POD_IP)}:${LVP_PORT}`] : [];
+    const keys = await keySource(options);
+    const server = await listenDualStack(lvpAddress, lvpHandler({ store, keys, issuedHosts, log, metrics }), tls);
+    servers.push(server);
+    log.info({ url: server.url, root: store.layout.root, durability, readOnly: store.readOnly, keySource: keys.description, issuedHosts }, "LVP file server listening");
+  }
+  for (const server of servers) lifecycle.addServer(server);
+  if (options.tlsCert && options.tlsKey) {
+    const [certFile, keyFile] = [options.tlsCert, options.tlsKey];
+    lifecycle.onShutdown(watchTlsFiles(certFile, keyFile, (material) => servers.forEach((server) => server.setTls(material)), log));
+  }
   lifecycle.installSignalHandlers();
-  log.info({ url: server.url, root: store.layout.root, durability, readOnly: store.readOnly, keySource: keys.description, issuedHosts }, "LVP file server listening");
 }
 
 async function openStore(options: ServeOptions, durability: Durability, log: Logger): Promise<ObjectStore> {
@@ -148,8 +241,13 @@ async function openStore(options: ServeOptions, durability: Durability, log: Log
 }
 
 /** An empty host means every interface: IPv6 and IPv4 where the kernel has IPv6, IPv4 otherwise. */
-async function listenDualStack(address: ListenAddress, handler: Parameters<typeof listen>[0]["handler"], tls: TlsMaterial | undefined): Promise<RunningServer> {
-  const base = { handler, port: address.port, ...(tls ? { tls } : {}) };
+async function listenDualStack(
+  address: ListenAddress,
+  handler: ListenOptions["handler"],
+  tls: TlsMaterial | undefined,
+  extra: Pick<ListenOptions, "idleTimeoutMs" | "requestTimeoutMs" | "deferContinue"> = {},
+): Promise<RunningServer> {
+  const base = { handler, port: address.port, ...(tls ? { tls } : {}), ...extra };
   if (address.host !== undefined) return listen({ ...base, host: address.host });
   try {
     return await listen({ ...base, host: "::" });

@@ -24,6 +24,15 @@ export interface ListenOptions {
   /** Everything binds to loopback unless told otherwise (the chart passes 0.0.0.0 inside the pod). */
   host?: string;
   tls?: TlsMaterial;
+  /** Override REQUEST_TIMEOUT_MS (0: none), e.g. for multi-GiB uploads. */
+  requestTimeoutMs?: number;
+  /** Cut a connection that sends and receives nothing for this long (stalled uploads); 0: never. */
+  idleTimeoutMs?: number;
+  /**
+   * Requests with `Expect: 100-continue` reach the handler before "100 Continue" is sent; it calls
+   * res.writeContinue() once it wants the body (so a refused upload is never transferred).
+   */
+  deferContinue?: boolean;
 }
 
 export interface RunningServer {
@@ -46,7 +55,7 @@ export async function listen(options: ListenOptions): Promise<RunningServer> {
   const serverOptions: http.ServerOptions = {
     keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
     headersTimeout: HEADERS_TIMEOUT_MS,
-    requestTimeout: REQUEST_TIMEOUT_MS,
+    requestTimeout: options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS,
   };
   const server = options.tls
     ? https.createServer({ ...serverOptions, ...tlsOptions(options.tls) }, options.handler)
@@ -54,6 +63,8 @@ export async function listen(options: ListenOptions): Promise<RunningServer> {
   // createServer's options do not set keepAliveTimeout on every Node 20 release; set both explicitly.
   server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
   server.headersTimeout = HEADERS_TIMEOUT_MS;
+  if (options.idleTimeoutMs) server.timeout = Math.max(options.idleTimeoutMs, 1);
+  if (options.deferContinue) server.on("checkContinue", (req: http.IncomingMessage, res: http.ServerResponse) => server.emit("request", req, res));
 
   const busy = new Map<Socket, number>();
   const responses = new Set<http.ServerResponse>();

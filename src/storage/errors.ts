@@ -21,11 +21,12 @@ export type StorageErrorCode =
 export class StorageError extends Error {
   constructor(
     readonly code: StorageErrorCode,
-    message: string,
+    /** The message without the path: what a client may be told. */
+    readonly reason: string,
     readonly path?: string,
     options?: { cause?: unknown },
   ) {
-    super(path ? `${message}: ${path}${causeSuffix(options?.cause)}` : `${message}${causeSuffix(options?.cause)}`, options);
+    super(path ? `${reason}: ${path}${causeSuffix(options?.cause)}` : `${reason}${causeSuffix(options?.cause)}`, options);
     this.name = "StorageError";
   }
 }
@@ -35,8 +36,10 @@ function causeSuffix(cause: unknown): string {
   return code ? ` (${code})` : "";
 }
 
+/** The errno name (ENOENT, ENOSPC, …) of a system error; undefined for anything else, even errors with a `code`. */
 export function errnoOf(err: unknown): string | undefined {
-  return (err as NodeJS.ErrnoException | undefined)?.code;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === "string" && /^E[A-Z0-9]+$/.test(code) ? code : undefined;
 }
 
 /**

@@ -1,8 +1,13 @@
+import { createRequire } from "node:module";
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 
-/** Digests the store computes while an object streams in. */
-export type HashAlgorithm = "md5" | "sha1" | "sha256" | "crc32";
+/** Digests the store computes while an object streams in (the S3 checksum algorithms plus MD5). */
+export type HashAlgorithm = "md5" | "sha1" | "sha256" | "crc32" | "crc32c" | "crc64nvme";
+
+/** Where the worker loads the CRC32C and CRC64NVME implementations from (absolute, so cwd does not matter). */
+const require = createRequire(import.meta.url);
+const WORKER_MODULES = { crc32c: require.resolve("@aws-crypto/crc32c"), crc64nvme: require.resolve("@aws-sdk/crc64-nvme") };
 
 /**
  * The worker's whole program. It is evaluated from a string so the same code runs from the
@@ -10,14 +15,23 @@ export type HashAlgorithm = "md5" | "sha1" | "sha256" | "crc32";
  * Messages per session arrive in order on one port, so updates stay in stream order.
  */
 const WORKER_SOURCE = `
-const { parentPort } = require("node:worker_threads");
+const { parentPort, workerData } = require("node:worker_threads");
 const crypto = require("node:crypto");
 const zlib = require("node:zlib");
 const sessions = new Map();
+function uint32(n) { const out = Buffer.alloc(4); out.writeUInt32BE(n >>> 0); return out; }
 function start(algorithms) {
-  return algorithms.map((name) => name === "crc32"
-    ? { name, crc: 0, update(b) { this.crc = zlib.crc32(b, this.crc); }, digest() { const out = Buffer.alloc(4); out.writeUInt32BE(this.crc >>> 0); return out; } }
-    : { name, hash: crypto.createHash(name), update(b) { this.hash.update(b); }, digest() { return this.hash.digest(); } });
+  return algorithms.map((name) => {
+    if (name === "crc32") return { name, crc: 0, update(b) { this.crc = zlib.crc32(b, this.crc); }, digest() { return uint32(this.crc); } };
+    if (name === "crc32c") { const c = new (require(workerData.crc32c).Crc32c)(); return { name, update(b) { c.update(b); }, digest() { return uint32(c.digest()); } }; }
+    if (name === "crc64nvme") { const c = new (require(workerData.crc64nvme).Crc64Nvme)(); return { name, update(b) { c.update(b); }, digest() { return c.digest().then((d) => Buffer.from(d)); } }; }
+    const hash = crypto.createHash(name);
+    return { name, update(b) { hash.update(b); }, digest() { return hash.digest(); } };
+  });
+}
+function fail(id, err) {
+  sessions.delete(id);
+  parentPort.postMessage({ id, op: "error", message: String(err && err.message || err) });
 }
 parentPort.on("message", (m) => {
   try {
@@ -27,14 +41,16 @@ parentPort.on("message", (m) => {
       for (const h of sessions.get(m.id)) h.update(view);
       parentPort.postMessage({ id: m.id, op: "ack", buffer: m.buffer }, [m.buffer]);
     } else if (m.op === "end") {
-      const digests = {};
-      for (const h of sessions.get(m.id)) digests[h.name] = h.digest();
+      const hashes = sessions.get(m.id);
       sessions.delete(m.id);
-      parentPort.postMessage({ id: m.id, op: "digests", digests });
+      Promise.all(hashes.map((h) => h.digest())).then((values) => {
+        const digests = {};
+        hashes.forEach((h, i) => (digests[h.name] = values[i]));
+        parentPort.postMessage({ id: m.id, op: "digests", digests });
+      }, (err) => fail(m.id, err));
     } else if (m.op === "abort") sessions.delete(m.id);
   } catch (err) {
-    sessions.delete(m.id);
-    parentPort.postMessage({ id: m.id, op: "error", message: String(err && err.message || err) });
+    fail(m.id, err);
   }
 });
 `;
@@ -59,7 +75,7 @@ class HashWorker {
   sessions = 0;
 
   constructor(onExit: () => void) {
-    this.worker = new Worker(WORKER_SOURCE, { eval: true });
+    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: WORKER_MODULES });
     this.worker.unref();
     this.worker.on("message", (m: WorkerMessage) => {
       const queue = this.waiting.get(m.id);

@@ -3,6 +3,7 @@ import type { Logger } from "../server/logger.js";
 import { StorageError } from "./errors.js";
 import { verifyLvpRequest, type LvpVerdict } from "./lvpSignature.js";
 import type { StorageMetrics } from "./metrics.js";
+import { sendObjectBytes } from "./objectResponse.js";
 import { decideRange } from "./range.js";
 import type { SigningKeySource } from "./signingKeys.js";
 import type { ObjectStore, OpenObject } from "./store.js";
@@ -19,8 +20,6 @@ export interface LvpServerOptions {
 
 /** The longest request-target accepted; a signed URL for a 1 KiB key is well under it. */
 const MAX_TARGET_BYTES = 8 * 1024;
-/** Up to this size a body is read in one call and sent in one write, without a stream. */
-const SMALL_OBJECT_BYTES = 256 * 1024;
 const NOT_FOUND = new Set(["NoSuchKey", "NoSuchBucket", "InvalidKey", "InvalidBucketName", "KeyConflict"]);
 
 /**
@@ -97,25 +96,7 @@ export function lvpHandler(options: LvpServerOptions): http.RequestListener {
       res.statusCode = range.kind === "partial" ? 206 : 200;
       if (range.kind === "partial") res.setHeader("content-range", `bytes ${start}-${end}/${info.size}`);
       res.setHeader("content-length", end - start + 1);
-      if (req.method === "HEAD" || info.size === 0) {
-        await object.close();
-        res.end();
-        return;
-      }
-      if (end - start + 1 <= SMALL_OBJECT_BYTES) {
-        const bytes = await object.read({ start, end });
-        metrics.bytesSent.inc({ server: "lvp" }, bytes.length);
-        res.end(bytes);
-        return;
-      }
-      try {
-        metrics.bytesSent.inc({ server: "lvp" }, await object.copyTo(res, { start, end }));
-        res.end();
-      } catch (err) {
-        // The client went away, or the file broke mid-way: the status line is out, so cut the connection.
-        log.debug({ err, path: rawPath }, "download ended early");
-        res.destroy();
-      }
+      await sendObjectBytes(req, res, object, { start, end }, { metrics, server: "lvp", log });
     }
   };
 

@@ -17,7 +17,7 @@ export interface MetadataRecord extends ObjectMetadata {
   v: 1;
   key: string;
   size: number;
-  /** Hex MD5 of the body: the S3 ETag of a single-part upload. */
+  /** The S3 ETag without quotes: hex MD5 of the body, or for a multipart upload the MD5 of the part MD5s plus "-N". */
   md5: string;
   /** Epoch ms when the write completed. */
   lastModified: number;

@@ -38,7 +38,10 @@ export interface ObjectInfo {
   key: string;
   size: number;
   lastModified: Date;
-  /** Hex MD5, when the store wrote the object (files placed by others, e.g. LVP, have none recorded). */
+  /**
+   * The S3 ETag without quotes: hex MD5 of the body, or MD5-of-part-MD5s "-N" for a multipart
+   * upload; only when the store wrote the object (files placed by others, e.g. LVP, have none).
+   */
   md5?: string;
   contentType: string;
   userMetadata: Record<string, string>;
@@ -50,8 +53,15 @@ export interface PutOptions extends Partial<ObjectMetadata> {
   expectedMd5?: Buffer;
   /** Content-Length: the write fails with IncompleteBody unless exactly this many bytes arrive. */
   expectedSize?: number;
-  /** More digests to compute while streaming (MD5 is always computed). */
+  /** More digests to compute while streaming (MD5 is always computed, unless `etag` is given). */
   digests?: HashAlgorithm[];
+  /**
+   * A last check of the complete body before it is published (the S3 layer verifies payload
+   * hashes, chunk signatures and trailer checksums here); throwing discards the upload.
+   */
+  verify?: (body: { bytes: number; digests: Partial<Record<HashAlgorithm, Buffer>> }) => void | Promise<void>;
+  /** The ETag to record instead of the body's MD5 (multipart: MD5 of the part MD5s, "-N"); the MD5 is then not computed. */
+  etag?: string;
 }
 
 export interface PutResult extends ObjectInfo {
@@ -113,6 +123,11 @@ export class ObjectStore {
     this.ownPool = !options.hashPool;
     this.pool = options.hashPool ?? new HashPool();
     this.maxObjectBytes = options.maxObjectBytes ?? DEFAULT_MAX_OBJECT_BYTES;
+  }
+
+  /** The hashing workers, to share with a store opened alongside (the multipart area). */
+  get hashPool(): HashPool {
+    return this.pool;
   }
 
   /** Opens the store at `root`; unless read-only, reclaims temp files of dead instances first. */
@@ -211,6 +226,20 @@ export class ObjectStore {
     await this.syncDirs([this.layout.root]);
   }
 
+  /** Deletes a bucket with everything in it (the multipart area uses a bucket per upload). */
+  async purgeBucket(bucket: string): Promise<void> {
+    this.assertWritable();
+    await this.requireBucket(bucket);
+    const dir = this.layout.bucketDir(bucket);
+    try {
+      await rm(dir, { recursive: true });
+      await rm(this.layout.bucketMetaDir(bucket), { recursive: true, force: true });
+    } catch (err) {
+      throw fromFsError(err, `deleting bucket "${bucket}"`, dir);
+    }
+    await this.syncDirs([this.layout.root]);
+  }
+
   // --- objects -----------------------------------------------------------------------------
 
   /**
@@ -230,19 +259,22 @@ export class ObjectStore {
     let file: FileHandle | undefined;
     let record: MetadataRecord | undefined;
     let published = false;
-    const hashes = this.pool.session(["md5", ...(options.digests ?? []).filter((d) => d !== "md5")]);
+    const wanted = new Set<HashAlgorithm>(options.digests ?? []);
+    if (options.etag === undefined || options.expectedMd5) wanted.add("md5");
+    const hashes = this.pool.session([...wanted]);
     try {
       file = await open(temp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o644);
       const writer = new TempObjectWriter(file, hashes, this.maxObjectBytes, this.durability === "full");
       await pipeline(body, writer);
       const digests = await hashes.digest();
-      const md5 = digests.md5!;
       if (options.expectedSize !== undefined && writer.bytes !== options.expectedSize) {
         throw new StorageError("IncompleteBody", `received ${writer.bytes} bytes, expected ${options.expectedSize}`);
       }
-      if (options.expectedMd5 && !options.expectedMd5.equals(md5)) {
+      const md5 = digests.md5;
+      if (options.expectedMd5 && md5 && !options.expectedMd5.equals(md5)) {
         throw new StorageError("BadDigest", `the body's MD5 ${md5.toString("base64")} does not match Content-MD5 ${options.expectedMd5.toString("base64")}`);
       }
+      await options.verify?.({ bytes: writer.bytes, digests });
       const now = new Date();
       await file.utimes(now, now);
       const stats = await file.stat({ bigint: true });
@@ -250,7 +282,7 @@ export class ObjectStore {
         v: 1,
         key,
         size: writer.bytes,
-        md5: md5.toString("hex"),
+        md5: options.etag ?? md5!.toString("hex"),
         lastModified: now.getTime(),
         contentType: options.contentType ?? DEFAULT_CONTENT_TYPE,
         userMetadata: options.userMetadata ?? {},

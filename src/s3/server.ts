@@ -1,0 +1,115 @@
+import { randomBytes } from "node:crypto";
+import type http from "node:http";
+import type { Logger } from "../server/logger.js";
+import type { StorageMetrics } from "../storage/metrics.js";
+import type { ObjectStore } from "../storage/store.js";
+import type { Credentials } from "./credentials.js";
+import { S3Error, toS3Error } from "./errors.js";
+import type { MultipartUploads } from "./multipart.js";
+import { OPERATIONS, type RequestContext } from "./operations.js";
+import { route, type Operation, type Route } from "./routing.js";
+import { authenticate, type AuthContext } from "./sigv4.js";
+import { xmlDocument } from "./xml.js";
+
+export interface S3ServerOptions {
+  store: ObjectStore;
+  uploads: MultipartUploads;
+  credentials: () => Credentials;
+  log: Logger;
+  metrics: StorageMetrics;
+  /** Virtual-host style applies to Hosts `<bucket>.<domain>`. */
+  domains: readonly string[];
+  /** What GetBucketLocation answers; empty means us-east-1. Requests signed for any region are accepted. */
+  region: string;
+  allowBucketChanges: boolean;
+  maxObjectBytes: number;
+  now?: () => Date;
+}
+
+/** A request target longer than this is refused (S3 keys are at most 1024 bytes, even percent-encoded that fits). */
+const MAX_TARGET_BYTES = 16 * 1024;
+
+/**
+ * The S3 endpoint: a plain Node handler (no framework: the per-request cost shows in small-object
+ * rates, and streaming bodies need exact control). Every request is routed, authenticated with
+ * SigV4, and answered by one operation; every failure becomes an S3 XML error (HEAD: status only).
+ */
+export function s3Handler(options: S3ServerOptions): http.RequestListener {
+  const { log, metrics } = options;
+  const now = options.now ?? (() => new Date());
+
+  return (req, res) => {
+    const started = performance.now();
+    const requestId = randomBytes(8).toString("hex").toUpperCase();
+    let operation: Operation | "unknown" = "unknown";
+    res.setHeader("x-amz-request-id", requestId);
+    res.setHeader("server", "app-snapshots");
+    res.once("close", () => {
+      metrics.requests.inc({ server: "s3", operation, code: String(res.statusCode) });
+      metrics.duration.observe({ server: "s3", operation }, (performance.now() - started) / 1000);
+    });
+
+    const header = (name: string): string | undefined => headerValue(req, name);
+    let routed: Route | undefined;
+    const serve = async () => {
+      const target = req.url ?? "";
+      if (target.length > MAX_TARGET_BYTES) throw new S3Error("InvalidURI", `the request target is longer than ${MAX_TARGET_BYTES} bytes`);
+      routed = route(req.method ?? "", target, req.headers.host, options.domains, { copySource: header("x-amz-copy-source") });
+      operation = routed.operation;
+      const auth: AuthContext = await authenticate({ method: req.method ?? "", rawPath: routed.rawPath, query: routed.query, header }, options.credentials(), now());
+      const context: RequestContext = { req, res, route: routed, auth, header, options, requestId, now: now() };
+      await OPERATIONS[routed.operation](context);
+    };
+    serve().catch((err: unknown) => {
+      const error = toS3Error(err);
+      const fields = { requestId, method: req.method, path: (req.url ?? "").split("?")[0], operation, code: error.code, status: error.status };
+      if (error.status >= 500) log.error({ ...fields, err }, "S3 request failed");
+      else log.info({ ...fields, reason: error.message }, "S3 request refused");
+      sendError(req, res, error, routed, requestId);
+    });
+  };
+}
+
+/** A header's value as received: duplicates joined with "," (as SigV4 canonicalises them). */
+export function headerValue(req: http.IncomingMessage, name: string): string | undefined {
+  let value: string | undefined;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.length === name.length && raw[i]!.toLowerCase() === name) value = value === undefined ? raw[i + 1]! : `${value},${raw[i + 1]!}`;
+  }
+  return value;
+}
+
+function sendError(req: http.IncomingMessage, res: http.ServerResponse, error: S3Error, routed: Route | undefined, requestId: string): void {
+  if (res.headersSent) {
+    // The status line is out (a download broke mid-way): all we can do is cut the connection.
+    res.destroy();
+    return;
+  }
+  // A body the client is still sending is not read; end the connection so it is not parsed as a request.
+  if (!req.complete) res.setHeader("connection", "close");
+  res.statusCode = error.status;
+  if (error.code === "InvalidRange" && error.extra.ActualObjectSize) res.setHeader("content-range", `bytes */${error.extra.ActualObjectSize}`);
+  if (req.method === "HEAD") {
+    res.end();
+    return;
+  }
+  const resource = routed ? `/${routed.bucket}${routed.key ? `/${routed.key}` : ""}` : (req.url ?? "").split("?")[0];
+  const body = xmlDocument(
+    "Error",
+    [
+      ["Code", error.code],
+      ["Message", error.message],
+      ...Object.entries(error.extra).map(([name, value]): [string, string] => [name, value]),
+      ["BucketName", routed?.bucket || undefined],
+      ["Key", routed?.key || undefined],
+      ["Resource", resource],
+      ["RequestId", requestId],
+      ["HostId", requestId],
+    ],
+    undefined,
+  );
+  res.setHeader("content-type", "application/xml");
+  res.setHeader("content-length", Buffer.byteLength(body));
+  res.end(body);
+}

@@ -1,0 +1,350 @@
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import { Hash } from "@smithy/hash-node";
+import { getSigningKey, SignatureV4 } from "@smithy/signature-v4";
+import type { HttpRequest, QueryParameterBag } from "@smithy/types";
+import type { Credentials } from "./credentials.js";
+import { S3Error } from "./errors.js";
+
+/**
+ * SigV4 verification: header auth and presigned URLs. The canonical request is rebuilt by
+ * @smithy/signature-v4 (the AWS SDK's own signer) from exactly the headers the client signed,
+ * with their received values; this module only parses, checks times and scopes, and compares in
+ * constant time. Chunk and trailer signatures (aws-chunked bodies) chain from the seed signature.
+ */
+
+export const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+export const UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD";
+/** S3 refuses requests whose time is further than this from its clock. */
+export const MAX_SKEW_MS = 15 * 60 * 1000;
+/** A presigned URL lives at most a week. */
+export const MAX_PRESIGNED_SECONDS = 7 * 24 * 3600;
+
+const ALGORITHM = "AWS4-HMAC-SHA256";
+const Sha256 = Hash.bind(null, "sha256");
+
+/** What verification needs of a request. */
+export interface SignedRequest {
+  method: string;
+  /** The path as received, still percent-encoded, without the query. */
+  rawPath: string;
+  /** Decoded query parameters in order. */
+  query: ReadonlyArray<readonly [string, string]>;
+  /** A header's value as received (duplicates joined with ","), by lowercase name. */
+  header: (name: string) => string | undefined;
+}
+
+/** A verified request: who signed it, for which scope, and what chunk signatures chain from. */
+export interface AuthContext {
+  accessKey: string;
+  region: string;
+  /** X-Amz-Date, e.g. 20261122T101500Z. */
+  longDate: string;
+  /** <yyyymmdd>/<region>/s3/aws4_request */
+  scope: string;
+  /** The request's signature: the seed of an aws-chunked body's chunk signatures. */
+  signature: string;
+  signingKey: Buffer;
+  presigned: boolean;
+}
+
+interface ParsedAuth {
+  accessKey: string;
+  shortDate: string;
+  region: string;
+  signedHeaders: string[];
+  signature: string;
+  longDate: string;
+}
+
+/** Verifies a request's SigV4 signature (header or query); throws the S3Error a client should see. */
+export async function authenticate(request: SignedRequest, credentials: Credentials, now: Date): Promise<AuthContext> {
+  const presigned = request.query.some(([name]) => name === "X-Amz-Signature" || name === "X-Amz-Algorithm" || name === "X-Amz-Credential");
+  const authorization = request.header("authorization");
+  if (presigned && authorization !== undefined) throw new S3Error("InvalidArgument", "a request may use the Authorization header or query-string authentication, not both");
+  if (!presigned && request.query.some(([name]) => name === "AWSAccessKeyId" || name === "Signature")) {
+    throw new S3Error("AccessDenied", "Signature Version 2 presigned URLs are not supported; presign with Signature Version 4 (AWS4-HMAC-SHA256)");
+  }
+  if (!presigned && authorization === undefined) throw new S3Error("AccessDenied", "anonymous requests are not allowed: sign requests with AWS Signature Version 4");
+  const auth = presigned ? parseQueryAuth(request, now) : parseHeaderAuth(authorization!, request, now);
+
+  const secret = credentials.get(auth.accessKey);
+  if (secret === undefined) throw new S3Error("InvalidAccessKeyId", `the access key id "${printableId(auth.accessKey)}" is not known to this server`);
+  const identity = { accessKeyId: auth.accessKey, secretAccessKey: secret };
+  const signingDate = parseAmzDate(auth.longDate)!;
+  const signer = signerFor(identity);
+  const signed = new Set(auth.signedHeaders);
+  const headers: Record<string, string> = {};
+  for (const name of auth.signedHeaders) {
+    const value = request.header(name);
+    if (value === undefined) throw new S3Error("SignatureDoesNotMatch", `the signed header "${name}" is missing from the request`);
+    headers[name] = value;
+  }
+
+  const expected: string[] = [];
+  for (const path of pathCandidates(request.rawPath)) {
+    const base: HttpRequest = { method: request.method, protocol: "http:", hostname: "", path, query: {}, headers: { ...headers } };
+    if (presigned) {
+      base.query = queryBag(request.query.filter(([name]) => name !== "X-Amz-Signature"));
+      // The payload of a presigned request is never signed; hoisting nothing keeps signed headers as headers.
+      base.headers["x-amz-content-sha256"] = UNSIGNED_PAYLOAD;
+      const keep = new Set([...signed, "x-amz-content-sha256"]);
+      const out = await signer.presign(base, {
+        signingDate,
+        signingRegion: auth.region,
+        expiresIn: Number(request.query.find(([n]) => n === "X-Amz-Expires")![1]),
+        signableHeaders: signed,
+        unsignableHeaders: new Set(["x-amz-content-sha256"]),
+        unhoistableHeaders: keep,
+      });
+      expected.push(String(out.query?.["X-Amz-Signature"]));
+    } else {
+      base.query = queryBag(request.query);
+      const payload = request.header("x-amz-content-sha256");
+      if (payload !== undefined) base.headers["x-amz-content-sha256"] = payload;
+      const out = await signer.sign(base, {
+        signingDate,
+        signingRegion: auth.region,
+        signableHeaders: signed,
+        unsignableHeaders: signed.has("x-amz-content-sha256") ? undefined : new Set(["x-amz-content-sha256"]),
+      });
+      expected.push(/Signature=([0-9a-f]{64})/.exec(String(out.headers.authorization))![1]!);
+    }
+    if (sameHex(expected.at(-1)!, auth.signature)) break;
+  }
+  if (!expected.some((candidate) => sameHex(candidate, auth.signature))) {
+    throw new S3Error("SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided. Check your key and signing method.");
+  }
+  const signingKey = Buffer.from(await getSigningKey(Sha256, identity, auth.shortDate, auth.region, "s3"));
+  return {
+    accessKey: auth.accessKey,
+    region: auth.region,
+    longDate: auth.longDate,
+    scope: `${auth.shortDate}/${auth.region}/s3/aws4_request`,
+    signature: auth.signature,
+    signingKey,
+    presigned,
+  };
+}
+
+function parseHeaderAuth(authorization: string, request: SignedRequest, now: Date): ParsedAuth {
+  if (/^AWS\s/.test(authorization)) {
+    throw new S3Error("AccessDenied", "Signature Version 2 is not supported; sign requests with Signature Version 4 (AWS4-HMAC-SHA256)");
+  }
+  if (authorization.startsWith("AWS4-ECDSA-P256-SHA256")) throw new S3Error("NotImplemented", "SigV4a (AWS4-ECDSA-P256-SHA256) is not supported; use AWS4-HMAC-SHA256");
+  if (!authorization.startsWith(`${ALGORITHM} `)) throw new S3Error("AuthorizationHeaderMalformed", `the Authorization header must start with "${ALGORITHM} "`);
+  const fields = new Map<string, string>();
+  for (const part of authorization.slice(ALGORITHM.length + 1).split(",")) {
+    const eq = part.indexOf("=");
+    if (eq <= 0) throw new S3Error("AuthorizationHeaderMalformed", "the Authorization header is not Credential=…, SignedHeaders=…, Signature=…");
+    fields.set(part.slice(0, eq).trim(), part.slice(eq + 1).trim());
+  }
+  const credential = fields.get("Credential");
+  const signedHeaders = fields.get("SignedHeaders");
+  const signature = fields.get("Signature");
+  if (!credential || !signedHeaders || !signature) {
+    throw new S3Error("AuthorizationHeaderMalformed", "the Authorization header needs Credential, SignedHeaders and Signature");
+  }
+  const longDate = request.header("x-amz-date");
+  if (longDate === undefined) throw new S3Error("AccessDenied", "AWS authentication requires an x-amz-date header");
+  return checkParts(credential, signedHeaders, signature, longDate, now, "AuthorizationHeaderMalformed", false);
+}
+
+function parseQueryAuth(request: SignedRequest, now: Date): ParsedAuth {
+  const value = (name: string): string => {
+    const values = request.query.filter(([n]) => n === name);
+    if (values.length !== 1) {
+      throw new S3Error("AuthorizationQueryParametersError", `query-string authentication needs exactly one ${name} parameter (found ${values.length})`);
+    }
+    return values[0]![1];
+  };
+  const algorithm = value("X-Amz-Algorithm");
+  if (algorithm !== ALGORITHM) throw new S3Error("AuthorizationQueryParametersError", `X-Amz-Algorithm must be ${ALGORITHM}, not "${algorithm.slice(0, 40)}"`);
+  const expires = value("X-Amz-Expires");
+  if (!/^\d{1,7}$/.test(expires) || Number(expires) < 1 || Number(expires) > MAX_PRESIGNED_SECONDS) {
+    throw new S3Error("AuthorizationQueryParametersError", `X-Amz-Expires must be a number of seconds from 1 to ${MAX_PRESIGNED_SECONDS} (a week)`);
+  }
+  const auth = checkParts(value("X-Amz-Credential"), value("X-Amz-SignedHeaders"), value("X-Amz-Signature"), value("X-Amz-Date"), now, "AuthorizationQueryParametersError", true);
+  const issued = parseAmzDate(auth.longDate)!.getTime();
+  if (now.getTime() > issued + Number(expires) * 1000) {
+    throw new S3Error("AccessDenied", "Request has expired", {
+      "X-Amz-Expires": expires,
+      Expires: new Date(issued + Number(expires) * 1000).toISOString(),
+      ServerTime: now.toISOString(),
+    });
+  }
+  if (issued - now.getTime() > MAX_SKEW_MS) throw new S3Error("AccessDenied", "Request is not valid yet: X-Amz-Date is more than 15 minutes in the future");
+  return auth;
+}
+
+function checkParts(
+  credential: string,
+  signedHeaders: string,
+  signature: string,
+  longDate: string,
+  now: Date,
+  malformed: "AuthorizationHeaderMalformed" | "AuthorizationQueryParametersError",
+  presigned: boolean,
+): ParsedAuth {
+  const parts = credential.split("/");
+  if (parts.length !== 5 || parts[0] === "") {
+    throw new S3Error(malformed, "the credential must be <access key>/<yyyymmdd>/<region>/s3/aws4_request");
+  }
+  const [accessKey, shortDate, region, service, terminator] = parts as [string, string, string, string, string];
+  if (service !== "s3") throw new S3Error(malformed, `the credential scope names service "${service.slice(0, 40)}"; this is an s3 endpoint`);
+  if (terminator !== "aws4_request") throw new S3Error(malformed, 'the credential scope must end with "aws4_request"');
+  if (!/^[A-Za-z0-9-_]{1,64}$/.test(region)) throw new S3Error(malformed, "the credential scope's region is not a region name");
+  const date = parseAmzDate(longDate);
+  if (!date) throw new S3Error(presigned ? malformed : "AccessDenied", `X-Amz-Date must look like 20060102T150405Z, not "${longDate.slice(0, 40)}"`);
+  if (!longDate.startsWith(shortDate) || !/^\d{8}$/.test(shortDate)) {
+    throw new S3Error(malformed, `the credential date ${shortDate.slice(0, 16)} is not the date of X-Amz-Date ${longDate}`, { Region: region });
+  }
+  if (!presigned && Math.abs(date.getTime() - now.getTime()) > MAX_SKEW_MS) {
+    throw new S3Error("RequestTimeTooSkewed", "The difference between the request time and the server's time is too large.", {
+      RequestTime: longDate,
+      ServerTime: now.toISOString(),
+      MaxAllowedSkewMilliseconds: String(MAX_SKEW_MS),
+    });
+  }
+  const names = signedHeaders.split(";");
+  if (names.some((n) => !/^[a-z0-9-]+$/.test(n))) throw new S3Error(malformed, "SignedHeaders must be lowercase header names separated by ';'");
+  if (!names.includes("host")) throw new S3Error(malformed, "SignedHeaders must include host");
+  if (!/^[0-9a-f]{64}$/.test(signature)) throw new S3Error(malformed, "the signature must be 64 lowercase hex digits");
+  return { accessKey, shortDate, region, signedHeaders: names, signature, longDate };
+}
+
+/** 20060102T150405Z → Date, or undefined. */
+export function parseAmzDate(text: string): Date | undefined {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(text);
+  if (!m) return undefined;
+  const date = new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!));
+  return formatAmzDate(date) === text ? date : undefined;
+}
+
+export function formatAmzDate(date: Date): string {
+  return date.toISOString().replace(/[-:]/g, "").replace(/\.\d{3}/, "");
+}
+
+/**
+ * The canonical URI is the path as the client encoded it. Clients differ on a few characters
+ * (Go's net/url leaves `!$&'()*+,;=:@` alone where the SDKs escape them), so a mismatch is retried
+ * with the AWS encoding of the decoded path before it counts as a bad signature.
+ */
+function pathCandidates(rawPath: string): string[] {
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(rawPath);
+  } catch {
+    return [rawPath];
+  }
+  const canonical = awsUriEncode(decoded);
+  return canonical === rawPath ? [rawPath] : [rawPath, canonical];
+}
+
+/** RFC 3986 unreserved characters stay; everything else is %XX of its UTF-8 bytes; '/' stays. */
+export function awsUriEncode(path: string): string {
+  return encodeURIComponent(path)
+    .replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+    .replace(/%2F/g, "/");
+}
+
+function queryBag(pairs: ReadonlyArray<readonly [string, string]>): QueryParameterBag {
+  const bag: Record<string, string | string[]> = {};
+  for (const [name, value] of pairs) {
+    const existing = bag[name];
+    if (existing === undefined) bag[name] = value;
+    else bag[name] = Array.isArray(existing) ? [...existing, value] : [existing, value];
+  }
+  return bag;
+}
+
+const signers = new Map<string, SignatureV4>();
+
+/** One signer per key pair (its signing-key cache then works across requests). */
+function signerFor(identity: { accessKeyId: string; secretAccessKey: string }): SignatureV4 {
+  const cacheKey = `${identity.accessKeyId}\0${createHash("sha256").update(identity.secretAccessKey).digest("hex")}`;
+  let signer = signers.get(cacheKey);
+  if (!signer) {
+    if (signers.size > 100) signers.clear();
+    signer = new SignatureV4({ credentials: identity, region: "us-east-1", service: "s3", sha256: Sha256, uriEscapePath: false, applyChecksum: false });
+    signers.set(cacheKey, signer);
+  }
+  return signer;
+}
+
+function sameHex(a: string, b: string): boolean {
+  const x = Buffer.from(a, "hex");
+  const y = Buffer.from(b, "hex");
+  return x.length === 32 && y.length === 32 && timingSafeEqual(x, y);
+}
+
+function printableId(id: string): string {
+  return id.replace(/[^\x21-\x7e]/g, "?").slice(0, 128);
+}
+
+/**
+ * Verifies the chunk signatures of a STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER] body: each
+ * chunk's signature covers its SHA-256 and the previous signature, starting from the request's.
+ */
+export class ChunkSignatureChain {
+  private previous: string;
+
+  constructor(private readonly auth: AuthContext) {
+    this.previous = auth.signature;
+  }
+
+  /** For AwsChunkedDecoder's verifyChunk: true when the chunk's signature is the expected one. */
+  verifyChunk = (signature: string, sha256Hex: string): boolean => {
+    const expected = this.sign(["AWS4-HMAC-SHA256-PAYLOAD", this.auth.longDate, this.auth.scope, this.previous, EMPTY_SHA256, sha256Hex]);
+    const ok = sameHex(expected, signature);
+    if (ok) this.previous = signature;
+    return ok;
+  };
+
+  /** The trailer signature covers the trailer lines (`name:value\n` each) and the last chunk signature. */
+  verifyTrailer(trailers: ReadonlyMap<string, string>): boolean {
+    const signature = trailers.get("x-amz-trailer-signature");
+    if (signature === undefined) return false;
+    const text = [...trailers].filter(([name]) => name !== "x-amz-trailer-signature").map(([name, value]) => `${name}:${value}\n`).join("");
+    const expected = this.sign(["AWS4-HMAC-SHA256-TRAILER", this.auth.longDate, this.auth.scope, this.previous, createHash("sha256").update(text).digest("hex")]);
+    return sameHex(expected, signature);
+  }
+
+  private sign(lines: string[]): string {
+    return createHmac("sha256", this.auth.signingKey).update(lines.join("\n")).digest("hex");
+  }
+}
+
+/** Mints a presigned GET URL (what `storage sign` prints and Velero's plugin would mint). */
+export async function presignGet(options: {
+  endpoint: URL;
+  bucket: string;
+  key: string;
+  accessKey: string;
+  secretKey: string;
+  region: string;
+  expiresInSeconds: number;
+  now?: Date;
+}): Promise<string> {
+  const signer = signerFor({ accessKeyId: options.accessKey, secretAccessKey: options.secretKey });
+  const basePath = options.endpoint.pathname.replace(/\/+$/, "");
+  const path = `${basePath}/${awsUriEncode(options.bucket)}/${awsUriEncode(options.key)}`;
+  const request: HttpRequest = {
+    method: "GET",
+    protocol: options.endpoint.protocol,
+    hostname: options.endpoint.hostname,
+    path,
+    query: {},
+    headers: { host: options.endpoint.host, "x-amz-content-sha256": UNSIGNED_PAYLOAD },
+  };
+  const signed = await signer.presign(request, {
+    signingDate: options.now ?? new Date(),
+    signingRegion: options.region,
+    expiresIn: options.expiresInSeconds,
+    unsignableHeaders: new Set(["x-amz-content-sha256"]),
+    unhoistableHeaders: new Set(["x-amz-content-sha256"]),
+  });
+  const query = Object.entries(signed.query ?? {})
+    .map(([name, value]) => `${awsUriEncode(name)}=${awsUriEncode(String(value)).replace(/\//g, "%2F")}`)
+    .join("&");
+  return `${options.endpoint.protocol}//${options.endpoint.host}${path}?${query}`;
+}
