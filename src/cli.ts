@@ -42,5 +42,12 @@ export function buildProgram(): Command {
 
 const invokedDirectly = process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
 if (invokedDirectly) {
-  await buildProgram().parseAsync(process.argv);
+  try {
+    await buildProgram().parseAsync(process.argv);
+  } catch (err) {
+    // A usage or configuration problem: one line an admin can act on, not a stack trace (LOG_LEVEL=debug shows it).
+    process.stderr.write(`app-snapshots: ${err instanceof Error ? err.message : String(err)}\n`);
+    if (process.env.LOG_LEVEL === "debug" && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+    process.exitCode = 1;
+  }
 }

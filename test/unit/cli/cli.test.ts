@@ -49,7 +49,7 @@ describe("app-snapshots storage", () => {
 
   it.each([
     [["storage", "--root", "/tmp", "--lvp-listen", "127.0.0.1:0", "--durability", "some"], '--durability must be full or none, not "some"'],
-    [["storage", "--root", "/tmp"], "nothing to serve: give --lvp-listen"],
+    [["storage", "--root", "/tmp"], "nothing to serve: give --s3-listen and/or --lvp-listen"],
     [["storage", "--root", "/tmp", "--lvp-listen", "localhost"], '"localhost" is not a listen address like :3000 or 127.0.0.1:3000'],
     [["storage", "sign", "velero/backups/x"], '"velero/backups/x" is not s3://bucket/key'],
     [["storage", "sign", "s3://velero/x", "--ttl", "ten minutes", "--base-url", "http://a"], '--ttl "ten minutes" is not a positive Go duration like 10m'],
