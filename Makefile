@@ -9,6 +9,7 @@ comma      := ,
 CACHE      := $(CURDIR)/.cache
 BIN        := $(CACHE)/bin
 TOOLS_DIR  := test/cluster/tools
+S3_TOOLS   := test/s3/tools
 NODE_BIN   := node_modules/.bin
 export GOTOOLCHAIN := local
 export GOFLAGS     := -buildvcs=false
@@ -18,10 +19,12 @@ export npm_config_audit := false
 
 BINARIES   := $(BIN)/kube-apiserver-$(KUBERNETES) $(BIN)/kubectl-$(KUBERNETES) $(BIN)/etcd-$(ETCD) $(BIN)/helm-$(HELM)
 VELERO_CRDS := $(CACHE)/crds/velero-$(VELERO)
+KOPIA_BIN  := $(BIN)/kopia-$(KOPIA)
+S3_CLIENTS := $(CACHE)/s3clients
 
 .PHONY: help
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 # --- dependencies --------------------------------------------------------------------------
 node_modules/.package-lock.json: package.json package-lock.json
@@ -43,8 +46,22 @@ $(VELERO_CRDS):
 tools: $(BINARIES) $(VELERO_CRDS) ## build kube-apiserver, kubectl, etcd, helm (cached) and fetch the Velero CRDs
 
 .PHONY: pin
-pin: ## rewrite test/cluster/tools/go.mod to the versions in versions.env
+pin: ## rewrite test/cluster/tools/go.mod and test/s3/tools/go.mod to the versions in versions.env
 	$(TOOLS_DIR)/pin
+	$(S3_TOOLS)/pin
+
+# --- S3 clients the S3 API is tested with (test/s3/clientTools.ts) ---------------------------
+# kopia is built from the fork Velero links (test/s3/tools/go.mod); the touch keeps the binary newer
+# than its prerequisites when a versions.env edit did not change KOPIA, so a warm run does nothing.
+$(KOPIA_BIN): $(S3_TOOLS)/go.mod $(S3_TOOLS)/go.sum $(TOOLS_DIR)/versions.env
+	@$(S3_TOOLS)/build $(BIN) >/dev/null && touch $@
+
+$(S3_CLIENTS)/.stamp: $(TOOLS_DIR)/versions.env $(S3_TOOLS)/fetch-clients test/bench/fetch-debs
+	@echo "fetching Debian packages for the S3 client tests: $(S3_CLIENT_DEBS) (and their missing Python dependencies) ..."
+	@$(S3_TOOLS)/fetch-clients $(S3_CLIENTS) && touch $@
+
+.PHONY: s3-clients
+s3-clients: $(KOPIA_BIN) $(S3_CLIENTS)/.stamp ## build kopia and fetch restic, rclone, s3cmd, awscli (cached)
 
 # --- build, lint, test ------------------------------------------------------------------------
 .PHONY: build
@@ -60,7 +77,7 @@ typecheck: deps ## tsc --noEmit over src and tests
 	$(NODE_BIN)/tsc -p tsconfig.json --noEmit
 
 .PHONY: test
-test: deps tools lint typecheck build ## everything: deps, tools, lint, typecheck, unit and integration tests
+test: deps tools s3-clients lint typecheck build ## everything: deps, tools, S3 clients, lint, typecheck, unit and integration tests
 	@mkdir -p $(CACHE)
 	$(NODE_BIN)/vitest run --reporter=default --reporter=json --outputFile.json=$(CACHE)/vitest-results.json
 	@node test/summary.mjs $(CACHE)/vitest-results.json
