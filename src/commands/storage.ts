@@ -16,7 +16,7 @@ import { keyFromEnv, keyFromFile, keyFromSecret, type SigningKeySource } from ".
 import { DEFAULT_MAX_OBJECT_BYTES, ObjectStore, type Durability } from "../storage/store.js";
 import { parseCredentials, watchCredentials } from "../s3/credentials.js";
 import { MultipartUploads } from "../s3/multipart.js";
-import { s3Handler } from "../s3/server.js";
+import { S3_MAX_HEADER_BYTES, s3Handler } from "../s3/server.js";
 import { MAX_PRESIGNED_SECONDS, presignGet } from "../s3/sigv4.js";
 import { parseGoDuration } from "../velero/duration.js";
 import { collect } from "./options.js";
@@ -205,7 +205,7 @@ async function serveStorage(options: ServeOptions): Promise<void> {
       allowBucketChanges: options.bucketChanges,
       maxObjectBytes: DEFAULT_MAX_OBJECT_BYTES,
     });
-    const server = await listenDualStack(s3Address, handler, tls, { idleTimeoutMs, requestTimeoutMs, deferContinue: true });
+    const server = await listenDualStack(s3Address, handler, tls, { idleTimeoutMs, requestTimeoutMs, deferContinue: true, maxHeaderSize: S3_MAX_HEADER_BYTES });
     servers.push(server);
     log.info({ url: server.url, root: store.layout.root, durability, domains: options.s3Domain ?? [] }, "S3 endpoint listening");
   }
@@ -245,7 +245,7 @@ async function listenDualStack(
   address: ListenAddress,
   handler: ListenOptions["handler"],
   tls: TlsMaterial | undefined,
-  extra: Pick<ListenOptions, "idleTimeoutMs" | "requestTimeoutMs" | "deferContinue"> = {},
+  extra: Pick<ListenOptions, "idleTimeoutMs" | "requestTimeoutMs" | "deferContinue" | "maxHeaderSize"> = {},
 ): Promise<RunningServer> {
   const base = { handler, port: address.port, ...(tls ? { tls } : {}), ...extra };
   if (address.host !== undefined) return listen({ ...base, host: address.host });

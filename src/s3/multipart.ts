@@ -75,6 +75,11 @@ export class MultipartUploads {
     return uploadId;
   }
 
+  /** Fails with NoSuchUpload unless the upload exists for this bucket and key. */
+  async check(bucket: string, key: string, uploadId: string): Promise<void> {
+    await this.record(bucket, key, uploadId);
+  }
+
   async uploadPart(bucket: string, key: string, uploadId: string, partNumber: number, body: Readable, options: PutOptions): Promise<PutResult> {
     await this.record(bucket, key, uploadId);
     checkPartNumber(partNumber);

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import type http from "node:http";
 import { StorageError } from "../storage/errors.js";
-import { keyProblem, printable } from "../storage/keys.js";
+import { bucketNameProblem, keyProblem, printable } from "../storage/keys.js";
 import { sendObjectBytes } from "../storage/objectResponse.js";
 import { decideRange } from "../storage/range.js";
 import type { ObjectInfo, OpenObject } from "../storage/store.js";
@@ -65,9 +65,9 @@ export const OPERATIONS: Record<Operation, (c: RequestContext) => Promise<void>>
 
   DeleteBucket: async (c) => {
     refuseBucketChanges(c);
-    const uploads = await c.options.uploads.list(c.route.bucket);
-    for (const { uploadId, record } of uploads) await c.options.uploads.abort(c.route.bucket, record.key, uploadId);
     await c.options.store.deleteBucket(c.route.bucket);
+    // Unfinished uploads into the bucket go with it.
+    for (const { uploadId, record } of await c.options.uploads.list(c.route.bucket)) await c.options.uploads.abort(c.route.bucket, record.key, uploadId);
     c.res.statusCode = 204;
     c.res.end();
   },
@@ -300,7 +300,7 @@ export const OPERATIONS: Record<Operation, (c: RequestContext) => Promise<void>>
     const partNumber = Number(param(c.route.query, "partNumber"));
     const incoming = incomingBody({ header: c.header, stream: c.req }, c.auth, c.options.maxObjectBytes);
     // Refuse unknown uploads before the body is sent (Expect: 100-continue).
-    await c.options.uploads.listParts(c.route.bucket, c.route.key, uploadId).then(() => undefined);
+    await c.options.uploads.check(c.route.bucket, c.route.key, uploadId);
     continueUpload(c);
     const result = await c.options.uploads.uploadPart(c.route.bucket, c.route.key, uploadId, partNumber, incoming.body, incoming.options);
     c.options.metrics.bytesReceived.inc({ server: "s3" }, result.size);
@@ -447,6 +447,8 @@ async function openObject(c: RequestContext, bucket: string, key: string): Promi
 }
 
 async function requireBucket(c: RequestContext): Promise<void> {
+  const problem = bucketNameProblem(c.route.bucket);
+  if (problem) throw new S3Error("InvalidBucketName", problem);
   if (!(await c.options.store.bucketExists(c.route.bucket))) throw new S3Error("NoSuchBucket", "The specified bucket does not exist");
 }
 

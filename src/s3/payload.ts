@@ -86,7 +86,7 @@ export function incomingBody(request: BodyRequest, auth: AuthContext, maxBytes: 
       throw new S3Error("SignatureDoesNotMatch", "the trailer signature (x-amz-trailer-signature) is missing or does not match");
     }
     if (!checksum) return;
-    const value = checksum.value ?? trailerChecksum(decoder!, checksum.algorithm);
+    const value = checksum.source === "header" ? checksum.value : checksum.source === "trailer" ? trailerChecksum(decoder!, checksum.algorithm) : undefined;
     const actual = computed[checksum.algorithm]!.toString("base64");
     if (value !== undefined && value !== actual) {
       throw new S3Error("BadDigest", `The ${checksum.algorithm.toUpperCase()} you specified did not match the calculated checksum.`);
@@ -128,7 +128,8 @@ function contentMd5(text: string | undefined): Buffer | undefined {
 
 interface DeclaredChecksum {
   algorithm: ChecksumAlgorithm;
-  /** From a header; undefined when it comes in the trailer (or is only requested, to be computed and stored). */
+  /** Where the client's value is: a header (`value`), the trailer, or nowhere (only requested: computed and stored). */
+  source: "header" | "trailer" | "requested";
   value?: string;
 }
 
@@ -142,7 +143,7 @@ function declaredChecksum(header: (name: string) => string | undefined, trailerM
     if (present.length > 0) throw new S3Error("InvalidRequest", "a checksum may come in a header or in the trailer, not both");
     const algorithm = CHECKSUM_ALGORITHMS.find((a) => trailer === `x-amz-checksum-${a}`);
     if (!algorithm) throw new S3Error("InvalidRequest", `unsupported trailer "${trailer.slice(0, 60)}": expected x-amz-checksum-{${CHECKSUM_ALGORITHMS.join(",")}}`);
-    return { algorithm };
+    return { algorithm, source: "trailer" };
   }
   if (present.length === 1) {
     const algorithm = present[0]!;
@@ -150,13 +151,13 @@ function declaredChecksum(header: (name: string) => string | undefined, trailerM
     if (Buffer.from(value, "base64").length !== DIGEST_BYTES[algorithm] || Buffer.from(value, "base64").toString("base64") !== value) {
       throw new S3Error("InvalidRequest", `Value for x-amz-checksum-${algorithm} header is invalid.`);
     }
-    return { algorithm, value };
+    return { algorithm, source: "header", value };
   }
   const requested = (header("x-amz-sdk-checksum-algorithm") ?? header("x-amz-checksum-algorithm"))?.trim().toLowerCase();
   if (requested === undefined || requested === "") return undefined;
   const algorithm = CHECKSUM_ALGORITHMS.find((a) => a === requested);
   if (!algorithm) throw new S3Error("InvalidRequest", `unsupported checksum algorithm "${requested.slice(0, 20)}"`);
-  return { algorithm };
+  return { algorithm, source: "requested" };
 }
 
 function trailerChecksum(decoder: AwsChunkedDecoder, algorithm: ChecksumAlgorithm): string | undefined {

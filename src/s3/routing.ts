@@ -23,6 +23,9 @@ export type Operation =
   | "AbortMultipartUpload"
   | "ListParts";
 
+/** S3's key limit, in UTF-8 bytes. */
+const MAX_KEY_BYTES = 1024;
+
 export interface Route {
   operation: Operation;
   bucket: string;
@@ -86,6 +89,7 @@ export function route(method: string, rawUrl: string, host: string | undefined, 
     bucket = slash < 0 ? path.slice(1) : path.slice(1, slash);
     key = slash < 0 ? "" : path.slice(slash + 1);
   }
+  if (Buffer.byteLength(key) > MAX_KEY_BYTES) throw new S3Error("KeyTooLongError", `Your key is too long: ${Buffer.byteLength(key)} bytes, at most ${MAX_KEY_BYTES}`);
   const has = (name: string) => query.some(([n]) => n === name);
   const unsupported = query.find(([name]) => UNSUPPORTED.has(name))?.[0];
   const notImplemented = (what: string) => new S3Error("NotImplemented", `${what} is not implemented by this server`);

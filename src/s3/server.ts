@@ -28,6 +28,11 @@ export interface S3ServerOptions {
 
 /** A request target longer than this is refused (S3 keys are at most 1024 bytes, even percent-encoded that fits). */
 const MAX_TARGET_BYTES = 16 * 1024;
+/**
+ * Node counts the request line in its header limit; the S3 listener allows more than the target cap
+ * so an over-long target gets a precise InvalidURI instead of a bare 431.
+ */
+export const S3_MAX_HEADER_BYTES = 64 * 1024;
 
 /**
  * The S3 endpoint: a plain Node handler (no framework: the per-request cost shows in small-object
@@ -107,7 +112,7 @@ function sendError(req: http.IncomingMessage, res: http.ServerResponse, error: S
       ["RequestId", requestId],
       ["HostId", requestId],
     ],
-    undefined,
+    null,
   );
   res.setHeader("content-type", "application/xml");
   res.setHeader("content-length", Buffer.byteLength(body));

@@ -1,15 +1,18 @@
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import { Hash } from "@smithy/hash-node";
-import { getSigningKey, SignatureV4 } from "@smithy/signature-v4";
+import { getCanonicalHeaders, getSigningKey, SignatureV4 } from "@smithy/signature-v4";
 import type { HttpRequest, QueryParameterBag } from "@smithy/types";
 import type { Credentials } from "./credentials.js";
 import { S3Error } from "./errors.js";
 
 /**
- * SigV4 verification: header auth and presigned URLs. The canonical request is rebuilt by
- * @smithy/signature-v4 (the AWS SDK's own signer) from exactly the headers the client signed,
- * with their received values; this module only parses, checks times and scopes, and compares in
- * constant time. Chunk and trailer signatures (aws-chunked bodies) chain from the seed signature.
+ * SigV4 verification: header auth and presigned URLs. The canonical header values and the signing
+ * key come from @smithy/signature-v4 (the AWS SDK's own signer), over exactly the headers the
+ * client signed with their received values; this module parses, checks times and scopes, assembles
+ * the canonical request and compares in constant time. (smithy's sign() itself cannot verify: it
+ * drops a signed `date` header, and its query canonicaliser loses a parameter named `__proto__`.)
+ * The unit tests check the result against smithy's signer and AWS's published vectors. Chunk and
+ * trailer signatures of aws-chunked bodies chain from the seed signature.
  */
 
 export const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -70,56 +73,45 @@ export async function authenticate(request: SignedRequest, credentials: Credenti
   const secret = credentials.get(auth.accessKey);
   if (secret === undefined) throw new S3Error("InvalidAccessKeyId", `the access key id "${printableId(auth.accessKey)}" is not known to this server`);
   const identity = { accessKeyId: auth.accessKey, secretAccessKey: secret };
-  const signingDate = parseAmzDate(auth.longDate)!;
-  const signer = signerFor(identity);
-  const signed = new Set(auth.signedHeaders);
   const headers: Record<string, string> = {};
   for (const name of auth.signedHeaders) {
     const value = request.header(name);
     if (value === undefined) throw new S3Error("SignatureDoesNotMatch", `the signed header "${name}" is missing from the request`);
     headers[name] = value;
   }
-
-  const expected: string[] = [];
-  for (const path of pathCandidates(request.rawPath)) {
-    const base: HttpRequest = { method: request.method, protocol: "http:", hostname: "", path, query: {}, headers: { ...headers } };
-    if (presigned) {
-      base.query = queryBag(request.query.filter(([name]) => name !== "X-Amz-Signature"));
-      // The payload of a presigned request is never signed; hoisting nothing keeps signed headers as headers.
-      base.headers["x-amz-content-sha256"] = UNSIGNED_PAYLOAD;
-      const keep = new Set([...signed, "x-amz-content-sha256"]);
-      const out = await signer.presign(base, {
-        signingDate,
-        signingRegion: auth.region,
-        expiresIn: Number(request.query.find(([n]) => n === "X-Amz-Expires")![1]),
-        signableHeaders: signed,
-        unsignableHeaders: new Set(["x-amz-content-sha256"]),
-        unhoistableHeaders: keep,
-      });
-      expected.push(String(out.query?.["X-Amz-Signature"]));
-    } else {
-      base.query = queryBag(request.query);
-      const payload = request.header("x-amz-content-sha256");
-      if (payload !== undefined) base.headers["x-amz-content-sha256"] = payload;
-      const out = await signer.sign(base, {
-        signingDate,
-        signingRegion: auth.region,
-        signableHeaders: signed,
-        unsignableHeaders: signed.has("x-amz-content-sha256") ? undefined : new Set(["x-amz-content-sha256"]),
-      });
-      expected.push(/Signature=([0-9a-f]{64})/.exec(String(out.headers.authorization))![1]!);
-    }
-    if (sameHex(expected.at(-1)!, auth.signature)) break;
+  let payloadHash = UNSIGNED_PAYLOAD;
+  if (!presigned) {
+    const declared = request.header("x-amz-content-sha256");
+    if (declared === undefined) throw new S3Error("InvalidRequest", "Missing required header for this request: x-amz-content-sha256");
+    payloadHash = declared;
   }
-  if (!expected.some((candidate) => sameHex(candidate, auth.signature))) {
+  // smithy's canonical query (sorted, AWS-escaped, X-Amz-Signature left out) and header values (trimmed,
+  // inner whitespace folded), over exactly the signed headers — `date` included, which sign() would drop.
+  const query = canonicalQuery(request.query);
+  const canonicalHeaders = getCanonicalHeaders({ method: request.method, protocol: "http:", hostname: "", path: "/", headers }, undefined, new Set(auth.signedHeaders));
+  const headerBlock = Object.keys(canonicalHeaders)
+    .sort()
+    .map((name) => `${name}:${canonicalHeaders[name]}\n`)
+    .join("");
+  const scope = `${auth.shortDate}/${auth.region}/s3/aws4_request`;
+  const signingKey = Buffer.from(await getSigningKey(Sha256, identity, auth.shortDate, auth.region, "s3"));
+  let valid = false;
+  for (const path of pathCandidates(request.rawPath)) {
+    const canonicalRequest = [request.method, path, query, headerBlock, Object.keys(canonicalHeaders).sort().join(";"), payloadHash].join("\n");
+    const stringToSign = [ALGORITHM, auth.longDate, scope, createHash("sha256").update(canonicalRequest).digest("hex")].join("\n");
+    if (sameHex(createHmac("sha256", signingKey).update(stringToSign).digest("hex"), auth.signature)) {
+      valid = true;
+      break;
+    }
+  }
+  if (!valid) {
     throw new S3Error("SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided. Check your key and signing method.");
   }
-  const signingKey = Buffer.from(await getSigningKey(Sha256, identity, auth.shortDate, auth.region, "s3"));
   return {
     accessKey: auth.accessKey,
     region: auth.region,
     longDate: auth.longDate,
-    scope: `${auth.shortDate}/${auth.region}/s3/aws4_request`,
+    scope,
     signature: auth.signature,
     signingKey,
     presigned,
@@ -242,13 +234,30 @@ function pathCandidates(rawPath: string): string[] {
 
 /** RFC 3986 unreserved characters stay; everything else is %XX of its UTF-8 bytes; '/' stays. */
 export function awsUriEncode(path: string): string {
-  return encodeURIComponent(path)
-    .replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
-    .replace(/%2F/g, "/");
+  return awsEscape(path).replace(/%2F/g, "/");
+}
+
+/**
+ * Canonical query: every parameter but X-Amz-Signature, names and values AWS-escaped, sorted by
+ * name then value. (smithy's getCanonicalQuery builds a plain object and loses a parameter named
+ * `__proto__`.)
+ */
+function canonicalQuery(pairs: ReadonlyArray<readonly [string, string]>): string {
+  return pairs
+    .filter(([name]) => name !== "X-Amz-Signature")
+    .map(([name, value]) => [awsEscape(name), awsEscape(value)] as const)
+    .sort(([a, x], [b, y]) => (a < b ? -1 : a > b ? 1 : x < y ? -1 : x > y ? 1 : 0))
+    .map(([name, value]) => `${name}=${value}`)
+    .join("&");
+}
+
+function awsEscape(text: string): string {
+  return encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
 function queryBag(pairs: ReadonlyArray<readonly [string, string]>): QueryParameterBag {
-  const bag: Record<string, string | string[]> = {};
+  // No prototype: parameters named constructor, toString or __proto__ are ordinary names.
+  const bag = Object.create(null) as Record<string, string | string[]>;
   for (const [name, value] of pairs) {
     const existing = bag[name];
     if (existing === undefined) bag[name] = value;
@@ -271,11 +280,13 @@ function signerFor(identity: { accessKeyId: string; secretAccessKey: string }): 
   return signer;
 }
 
+/** Constant-time compare of two signatures; anything but exactly 64 lowercase hex digits never matches. */
 function sameHex(a: string, b: string): boolean {
-  const x = Buffer.from(a, "hex");
-  const y = Buffer.from(b, "hex");
-  return x.length === 32 && y.length === 32 && timingSafeEqual(x, y);
+  if (!HEX64.test(a) || !HEX64.test(b)) return false;
+  return timingSafeEqual(Buffer.from(a, "hex"), Buffer.from(b, "hex"));
 }
+
+const HEX64 = /^[0-9a-f]{64}$/;
 
 function printableId(id: string): string {
   return id.replace(/[^\x21-\x7e]/g, "?").slice(0, 128);

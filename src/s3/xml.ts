@@ -8,7 +8,8 @@ export type XmlNode = [name: string, content: string | number | boolean | XmlNod
 
 /** XML 1.0 forbids most control characters even escaped; keys containing them are sent URL-encoded when asked. */
 export function escapeXml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;" })[c]!);
+  // A raw CR would come back as LF (XML end-of-line handling); as a character reference it survives.
+  return text.replace(/[&<>"'\r]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;", "\r": "&#13;" })[c]!);
 }
 
 function render([name, content]: XmlNode): string {
@@ -18,7 +19,7 @@ function render([name, content]: XmlNode): string {
 }
 
 /** A response document: small, so an escaping template is enough (and fast). */
-export function xmlDocument(root: string, children: XmlNode[], namespace: string | undefined = S3_NAMESPACE): string {
+export function xmlDocument(root: string, children: XmlNode[], namespace: string | null = S3_NAMESPACE): string {
   const ns = namespace ? ` xmlns="${namespace}"` : "";
   return `<?xml version="1.0" encoding="UTF-8"?>\n<${root}${ns}>${children.map(render).join("")}</${root}>`;
 }
@@ -47,12 +48,28 @@ const parser = new XMLParser({
 export function parseXml(body: Buffer, root: string): Record<string, unknown> {
   const text = body.toString("utf8");
   if (/<!DOCTYPE|<!ENTITY/i.test(text)) throw new S3Error("MalformedXML", "DOCTYPE and ENTITY declarations are not accepted");
+  const reference = badReference(text);
+  if (reference) throw new S3Error("MalformedXML", `the XML is not well-formed: it contains ${reference}`);
   const valid = XMLValidator.validate(text);
   if (valid !== true) throw new S3Error("MalformedXML", `the XML is not well-formed: ${valid.err.msg} (line ${valid.err.line})`);
   const doc = parser.parse(text) as Record<string, unknown>;
   const content = doc[root];
   if (content === undefined) throw new S3Error("MalformedXML", `the document's root element must be <${root}>`);
   return typeof content === "object" && content !== null ? (content as Record<string, unknown>) : {};
+}
+
+/** XML has five named entities and character references to allowed characters; anything else is not well-formed. */
+function badReference(text: string): string | undefined {
+  for (const match of text.matchAll(/&([^;&<>\s]{0,12});?/g)) {
+    const name = match[1]!;
+    if (!match[0].endsWith(";")) return "an unterminated reference (a bare '&')";
+    if (["amp", "lt", "gt", "quot", "apos"].includes(name)) continue;
+    const code = /^#x([0-9a-fA-F]{1,6})$/.exec(name) ? parseInt(name.slice(2), 16) : /^#([0-9]{1,7})$/.exec(name) ? Number(name.slice(1)) : undefined;
+    if (code === undefined) return `an undefined entity &${name};`;
+    const allowed = code === 0x9 || code === 0xa || code === 0xd || (code >= 0x20 && code <= 0xd7ff) || (code >= 0xe000 && code <= 0xfffd) || (code >= 0x10000 && code <= 0x10ffff);
+    if (!allowed) return `a reference to a character XML does not allow (&${name};)`;
+  }
+  return undefined;
 }
 
 /** Text of a child element, or undefined. */

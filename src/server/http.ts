@@ -26,6 +26,8 @@ export interface ListenOptions {
   tls?: TlsMaterial;
   /** Override REQUEST_TIMEOUT_MS (0: none), e.g. for multi-GiB uploads. */
   requestTimeoutMs?: number;
+  /** Request line plus headers, in bytes (Node's default: 16 KiB). */
+  maxHeaderSize?: number;
   /** Cut a connection that sends and receives nothing for this long (stalled uploads); 0: never. */
   idleTimeoutMs?: number;
   /**
@@ -56,6 +58,7 @@ export async function listen(options: ListenOptions): Promise<RunningServer> {
     keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
     headersTimeout: HEADERS_TIMEOUT_MS,
     requestTimeout: options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS,
+    ...(options.maxHeaderSize ? { maxHeaderSize: options.maxHeaderSize } : {}),
   };
   const server = options.tls
     ? https.createServer({ ...serverOptions, ...tlsOptions(options.tls) }, options.handler)

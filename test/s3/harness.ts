@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { createCa, issueCertificate, type KeyPair } from "../../src/certs/authority.js";
 import { parseCredentials } from "../../src/s3/credentials.js";
 import { MultipartUploads } from "../../src/s3/multipart.js";
-import { s3Handler, type S3ServerOptions } from "../../src/s3/server.js";
+import { S3_MAX_HEADER_BYTES, s3Handler, type S3ServerOptions } from "../../src/s3/server.js";
 import { listen, type RunningServer } from "../../src/server/http.js";
 import { createLogger } from "../../src/server/logger.js";
 import { createMetricsRegistry } from "../../src/server/metrics.js";
@@ -74,7 +74,7 @@ export async function startS3(options: StartOptions = {}): Promise<S3TestServer>
     now: options.now,
     ...options.overrides,
   });
-  const server = await listen({ handler, port: 0, tls, idleTimeoutMs: options.idleTimeoutMs ?? 120_000, requestTimeoutMs: 0, deferContinue: true });
+  const server = await listen({ handler, port: 0, tls, idleTimeoutMs: options.idleTimeoutMs ?? 120_000, requestTimeoutMs: 0, deferContinue: true, maxHeaderSize: S3_MAX_HEADER_BYTES });
   return {
     url: server.url,
     port: server.port,
