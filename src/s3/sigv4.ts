@@ -1,7 +1,7 @@
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import { Hash } from "@smithy/hash-node";
 import { getCanonicalHeaders, getSigningKey, SignatureV4 } from "@smithy/signature-v4";
-import type { HttpRequest, QueryParameterBag } from "@smithy/types";
+import type { HttpRequest } from "@smithy/types";
 import type { Credentials } from "./credentials.js";
 import { S3Error } from "./errors.js";
 
@@ -253,17 +253,6 @@ function canonicalQuery(pairs: ReadonlyArray<readonly [string, string]>): string
 
 function awsEscape(text: string): string {
   return encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
-}
-
-function queryBag(pairs: ReadonlyArray<readonly [string, string]>): QueryParameterBag {
-  // No prototype: parameters named constructor, toString or __proto__ are ordinary names.
-  const bag = Object.create(null) as Record<string, string | string[]>;
-  for (const [name, value] of pairs) {
-    const existing = bag[name];
-    if (existing === undefined) bag[name] = value;
-    else bag[name] = Array.isArray(existing) ? [...existing, value] : [existing, value];
-  }
-  return bag;
 }
 
 const signers = new Map<string, SignatureV4>();
