@@ -53,6 +53,9 @@ export function parseXml(body: Buffer, root: string): Record<string, unknown> {
   const valid = XMLValidator.validate(text);
   if (valid !== true) throw new S3Error("MalformedXML", `the XML is not well-formed: ${valid.err.msg} (line ${valid.err.line})`);
   const doc = parser.parse(text) as Record<string, unknown>;
+  // The validator misses a second, self-closing root element.
+  const roots = Object.keys(doc).filter((name) => name !== "?xml" && name !== "#text");
+  if (roots.length > 1 || Array.isArray(doc[root])) throw new S3Error("MalformedXML", "the XML is not well-formed: it has more than one root element");
   const content = doc[root];
   if (content === undefined) throw new S3Error("MalformedXML", `the document's root element must be <${root}>`);
   return typeof content === "object" && content !== null ? (content as Record<string, unknown>) : {};
