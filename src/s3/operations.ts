@@ -3,6 +3,7 @@ import type http from "node:http";
 import { StorageError } from "../storage/errors.js";
 import { bucketNameProblem, keyProblem, printable } from "../storage/keys.js";
 import { sendObjectBytes } from "../storage/objectResponse.js";
+import type { ListedObject, ListResult } from "../storage/listing.js";
 import { decideRange } from "../storage/range.js";
 import type { ObjectInfo, OpenObject } from "../storage/store.js";
 import { S3Error } from "./errors.js";
@@ -150,6 +151,7 @@ export const OPERATIONS: Record<Operation, (c: RequestContext) => Promise<void>>
             ["VersionId", "null"],
             ["IsLatest", true],
             ["LastModified", o.lastModified.toISOString()],
+            ["ETag", o.etag === undefined ? undefined : `"${o.etag}"`],
             ["Size", o.size],
             ["StorageClass", "STANDARD"],
             OWNER,
@@ -215,7 +217,8 @@ export const OPERATIONS: Record<Operation, (c: RequestContext) => Promise<void>>
         await c.options.store.delete(c.route.bucket, key);
         if (!quiet) results.push(["Deleted", [["Key", key]]]);
       } catch (err) {
-        const error = err instanceof StorageError && err.code === "NoSuchKey" ? undefined : toDeleteError(err);
+        const gone = err instanceof StorageError && (err.code === "NoSuchKey" || err.code === "KeyConflict" || err.code === "InvalidKey");
+        const error = gone ? undefined : toDeleteError(err);
         if (!error && !quiet) results.push(["Deleted", [["Key", key]]]);
         if (error) results.push(["Error", [["Key", key], ["Code", error.code], ["Message", error.message]]]);
       }
@@ -271,7 +274,8 @@ export const OPERATIONS: Record<Operation, (c: RequestContext) => Promise<void>>
     await requireBucket(c);
     await c.options.store.delete(c.route.bucket, c.route.key).catch((err: unknown) => {
       // Deleting what is not there succeeds in S3 (and minio-go insists on 204).
-      if (err instanceof StorageError && (err.code === "NoSuchKey" || err.code === "KeyConflict")) return;
+      // A key the store cannot hold (e.g. a "folder/" marker) cannot exist either.
+      if (err instanceof StorageError && (err.code === "NoSuchKey" || err.code === "KeyConflict" || err.code === "InvalidKey")) return;
       throw err;
     });
     c.res.statusCode = 204;
@@ -560,7 +564,7 @@ function maxKeysOf(query: Route["query"], name: string): number {
 async function listPage(
   c: RequestContext,
   options: { prefix: string; delimiter?: string; startAfter?: string; continuationToken?: string; maxKeys: number },
-): Promise<{ objects: Array<{ key: string; size: number; lastModified: Date }>; commonPrefixes: string[]; isTruncated: boolean; nextContinuationToken?: string }> {
+): Promise<ListResult> {
   if (options.maxKeys === 0) {
     await requireBucket(c);
     return { objects: [], commonPrefixes: [], isTruncated: false };
@@ -573,11 +577,18 @@ async function listPage(
   }
 }
 
-function contents(objects: Array<{ key: string; size: number; lastModified: Date }>, encode: (s: string) => string, owner: boolean): XmlNode[] {
+function contents(objects: ListedObject[], encode: (s: string) => string, owner: boolean): XmlNode[] {
   return objects.map(
     (o): XmlNode => [
       "Contents",
-      [["Key", encode(o.key)], ["LastModified", o.lastModified.toISOString()], ["Size", o.size], ["StorageClass", "STANDARD"], ...(owner ? [OWNER] : [])],
+      [
+        ["Key", encode(o.key)],
+        ["LastModified", o.lastModified.toISOString()],
+        ["ETag", o.etag === undefined ? undefined : `"${o.etag}"`],
+        ["Size", o.size],
+        ["StorageClass", "STANDARD"],
+        ...(owner ? [OWNER] : []),
+      ],
     ],
   );
 }

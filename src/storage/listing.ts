@@ -1,4 +1,4 @@
-import type { Dirent } from "node:fs";
+import type { BigIntStats, Dirent } from "node:fs";
 import { lstat, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { errnoOf, StorageError } from "./errors.js";
@@ -15,10 +15,15 @@ export interface ListOptions {
   maxKeys?: number;
 }
 
+/** Looks up an object's ETag by the identity of the file just listed (one small record read, cached). */
+export type DescribeObject = (key: string, stats: BigIntStats) => Promise<string | undefined>;
+
 export interface ListedObject {
   key: string;
   size: number;
   lastModified: Date;
+  /** The ETag from the object's metadata record, when the store wrote it (see ListOptions.describe). */
+  etag?: string;
 }
 
 export interface ListResult {
@@ -48,13 +53,13 @@ interface Walk {
 }
 
 /**
- * S3 listing over a directory tree, in UTF-8 byte order, without reading any file. Names are read
+ * S3 listing over a directory tree, in UTF-8 byte order, without reading object contents. Names are read
  * as bytes and each directory is sorted by `name + "/"` for subdirectories, which is exactly the
  * byte order of the keys below it; so a depth-first walk yields keys in order and whole subtrees
  * can be skipped by prefix and by the lower bound. With delimiter "/" a directory is one common
  * prefix and is never descended (one existence probe instead).
  */
-export async function listObjects(bucketDir: string, options: ListOptions): Promise<ListResult> {
+export async function listObjects(bucketDir: string, options: ListOptions, describe?: DescribeObject): Promise<ListResult> {
   const maxKeys = Math.max(0, Math.min(options.maxKeys ?? 1000, 1000));
   const startAfter = Buffer.from(options.startAfter ?? "");
   const token = options.continuationToken === undefined ? Buffer.alloc(0) : decodeToken(options.continuationToken);
@@ -80,6 +85,7 @@ export async function listObjects(bucketDir: string, options: ListOptions): Prom
   const objects = await statObjects(
     bucketDir,
     items.flatMap((i) => (i.kind === "object" ? [i.key.toString()] : [])),
+    describe,
   );
   return {
     objects,
@@ -172,14 +178,16 @@ async function sortedEntries(bucketDir: string, dir: Buffer): Promise<Entry[]> {
   return entries.sort((a, b) => Buffer.compare(a.sortKey, b.sortKey));
 }
 
-async function statObjects(bucketDir: string, keys: string[]): Promise<ListedObject[]> {
+async function statObjects(bucketDir: string, keys: string[], describe: DescribeObject | undefined): Promise<ListedObject[]> {
   const out: Array<ListedObject | undefined> = new Array<ListedObject | undefined>(keys.length);
   for (let i = 0; i < keys.length; i += STAT_CONCURRENCY) {
     await Promise.all(
       keys.slice(i, i + STAT_CONCURRENCY).map(async (key, j) => {
         try {
-          const stats = await lstat(join(bucketDir, key));
-          if (stats.isFile()) out[i + j] = { key, size: stats.size, lastModified: stats.mtime };
+          const stats = await lstat(join(bucketDir, key), { bigint: true });
+          if (!stats.isFile()) return;
+          const etag = await describe?.(key, stats);
+          out[i + j] = { key, size: Number(stats.size), lastModified: stats.mtime, ...(etag === undefined ? {} : { etag }) };
         } catch (err) {
           // Deleted since the directory was read: leave it out, as a listing a moment later would.
           if (errnoOf(err) !== "ENOENT" && errnoOf(err) !== "ENOTDIR") throw err;

@@ -431,8 +431,9 @@ export class ObjectStore {
     }
     try {
       await this.syncDirs([parent]);
-      await rm(this.layout.metaFile(bucket, key, found.stats.ino.toString()), { force: true });
     } finally {
+      // The data file is gone whatever the fsync said: its record goes too, or it would outlive it.
+      await rm(this.layout.metaFile(bucket, key, found.stats.ino.toString()), { force: true });
       await found.handle?.close().catch(() => undefined);
     }
     await this.removeEmptyParents(bucket, parent);
@@ -443,7 +444,8 @@ export class ObjectStore {
     await this.requireBucket(bucket);
     const dir = this.layout.bucketDir(bucket);
     try {
-      return await listObjects(dir, options);
+      // ETags come from the metadata records (cached); a record that does not match the file yields none.
+      return await listObjects(dir, options, async (key, stats) => (await this.metadata.lookup(bucket, key, stats))?.md5);
     } catch (err) {
       throw errnoOf(err) ? fromFsError(err, `listing bucket "${bucket}"`, dir) : err;
     }
@@ -616,12 +618,22 @@ export class ObjectStore {
     await this.syncDirs(removedFrom.slice(-1));
   }
 
-  /** fsync directories so renames, creations and removals in them survive a power cut. */
+  /**
+   * fsync directories so renames, creations and removals in them survive a power cut. A directory
+   * that is gone (a concurrent delete removed it once empty) needs none: whoever removed it syncs
+   * its parent.
+   */
   private async syncDirs(dirs: string[]): Promise<void> {
     if (this.durability !== "full") return;
     await Promise.all(
       [...new Set(dirs)].map(async (dir) => {
-        const handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+        let handle: FileHandle;
+        try {
+          handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+        } catch (err) {
+          if (errnoOf(err) === "ENOENT") return;
+          throw err;
+        }
         try {
           await handle.sync();
         } finally {

@@ -168,6 +168,8 @@ describe.each([
     expect(grouped.Contents?.map((o) => o.Key)).toEqual(["list/a", "list/c d", "list/é"]);
     expect(grouped.CommonPrefixes?.map((p) => p.Prefix)).toEqual(["list/b/", "list/z/"]);
     expect(grouped.KeyCount).toBe(5);
+    // Listings carry each object's ETag (s3cmd sync needs it), from its metadata record.
+    expect(grouped.Contents?.map((o) => o.ETag)).toEqual(["list/a", "list/c d", "list/é"].map((key) => `"${md5hex(Buffer.from(key))}"`));
 
     const after = await sdk.send(new ListObjectsV2Command({ Bucket: "kopia", Prefix: "list/", StartAfter: "list/b/2" }));
     // UTF-8 byte order: "z" (0x7a) sorts before "é" (0xc3 0xa9).

@@ -474,8 +474,10 @@ describe("keys that could leave the bucket", () => {
       expect(head.body.length).toBe(0);
     }
     for (const target of ["/bkt/a/../existing", "/bkt/%2e%2e/bkt/existing", "/bkt/./existing"]) {
+      // Such a key cannot name a stored object, so deleting it deletes nothing: 204, as S3 answers for any
+      // missing key (aws s3 rm of a "folder/" marker must not fail). What matters is that "existing" stays.
       const reply = await send(s3.port, await signed("DELETE", target));
-      expectClientError(reply);
+      expect(reply.status, `DELETE ${target}`).toBe(204);
     }
     await expectNothingStored();
   });

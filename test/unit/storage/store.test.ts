@@ -180,6 +180,28 @@ describe("object store", () => {
     expect(metadataFiles(root)).toEqual([]);
   });
 
+  it("deletes siblings concurrently: every delete succeeds, the emptied folders go, no record is left (aws s3 rm --recursive)", async () => {
+    for (let round = 0; round < 4; round++) {
+      // Many small folders: each is emptied by one of two racing deletes.
+      const keys = Array.from({ length: 120 }, (_, i) => `tree/d${i % 60}/sub/file-${round}-${i}`);
+      for (const key of keys) await store.put("velero", key, body(key));
+      // A delete that empties a folder removes it while others are still fsyncing it.
+      expect(await Promise.all(keys.map((key) => store.delete("velero", key)))).toEqual(keys.map(() => true));
+      expect(readdirSync(join(root, "velero"))).toEqual([]);
+      expect(metadataFiles(root)).toEqual([]);
+    }
+  });
+
+  it("lists each object with the ETag of its metadata record, and none for files it did not write", async () => {
+    const put = await store.put("velero", "a/one", body("one"));
+    writeFileSync(join(root, "velero", "a", "placed-by-lvp"), "x");
+    const page = await store.list("velero", { prefix: "a/" });
+    expect(page.objects.map((o) => [o.key, o.etag])).toEqual([
+      ["a/one", put.md5],
+      ["a/placed-by-lvp", undefined],
+    ]);
+  });
+
   it("lists buckets without its internal folder or lost+found, and deletes only empty buckets", async () => {
     mkdirSync(join(root, "lost+found"));
     await store.createBucket("kopia");
