@@ -42,6 +42,7 @@ interface ServeOptions extends KeyOptions {
   s3IdleTimeout: string;
   s3RequestTimeout: string;
   multipartMaxAge: string;
+  publicUrl?: string;
   healthListen: string;
   durability: string;
   shared?: boolean;
@@ -89,6 +90,7 @@ export function registerStorage(program: Command): void {
       .option("--lvp-listen <[host]:port>", `serve LVP signed download URLs (GET/HEAD, Range) here, e.g. :${LVP_PORT}`)
       .option("--s3-listen <[host]:port>", "serve the S3-compatible API here, e.g. :9000 (needs --credentials)")
       .option("--credentials <file>", "S3 key pairs: an AWS shared-credentials file (the BSL's cloud file works); reloaded on change")
+      .option("--public-url <url>", "the S3 endpoint as clients outside the cluster reach it (Velero's publicUrl): its presigned URLs verify even when an ingress rewrites Host")
       .option("--s3-domain <domain>", "virtual-host style for Hosts <bucket>.<domain>; repeatable (path style always works)", collect)
       .option("--region <name>", "the region GetBucketLocation reports (requests signed for any region are accepted)", "us-east-1")
       .option("--no-bucket-changes", "refuse CreateBucket and DeleteBucket (buckets are folders an admin creates)")
@@ -149,6 +151,18 @@ async function presignFromOptions(bucket: string, key: string, ttlNs: number, op
   return presignGet({ endpoint, bucket, key, accessKey, secretKey, region: options.region, expiresInSeconds: seconds });
 }
 
+function publicHost(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new Error(`--public-url "${url}" is not a URL like https://backups.example.com`);
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw new Error("--public-url must be http:// or https://");
+  if (parsed.pathname !== "/" && parsed.pathname !== "") throw new Error("--public-url must have no path: S3 clients address buckets at the root");
+  return parsed.host;
+}
+
 function durationMs(text: string, flag: string): number {
   const ns = parseGoDuration(text);
   if (ns === undefined || ns < 0) throw new Error(`${flag} "${text}" is not a Go duration like 2m`);
@@ -170,6 +184,7 @@ async function serveStorage(options: ServeOptions): Promise<void> {
   const idleTimeoutMs = durationMs(options.s3IdleTimeout, "--s3-idle-timeout");
   const requestTimeoutMs = durationMs(options.s3RequestTimeout, "--s3-request-timeout");
   const multipartMaxAgeMs = durationMs(options.multipartMaxAge, "--multipart-max-age");
+  const publicHosts = options.publicUrl ? [publicHost(options.publicUrl)] : [];
   const credentials = options.credentials && s3Address ? watchCredentials(options.credentials, log) : undefined;
 
   const store = await openStore(options, durability, log);
@@ -203,6 +218,7 @@ async function serveStorage(options: ServeOptions): Promise<void> {
       domains: options.s3Domain ?? [],
       region: options.region === "us-east-1" ? "" : options.region,
       allowBucketChanges: options.bucketChanges,
+      publicHosts,
       maxObjectBytes: DEFAULT_MAX_OBJECT_BYTES,
     });
     const server = await listenDualStack(s3Address, handler, tls, { idleTimeoutMs, requestTimeoutMs, deferContinue: true, maxHeaderSize: S3_MAX_HEADER_BYTES });

@@ -22,6 +22,8 @@ export interface S3ServerOptions {
   /** What GetBucketLocation answers; empty means us-east-1. Requests signed for any region are accepted. */
   region: string;
   allowBucketChanges: boolean;
+  /** host[:port] of --public-url: signatures made for it verify even when a proxy rewrote Host. */
+  publicHosts?: readonly string[];
   maxObjectBytes: number;
   now?: () => Date;
 }
@@ -61,7 +63,9 @@ export function s3Handler(options: S3ServerOptions): http.RequestListener {
       if (target.length > MAX_TARGET_BYTES) throw new S3Error("InvalidURI", `the request target is longer than ${MAX_TARGET_BYTES} bytes`);
       routed = route(req.method ?? "", target, req.headers.host, options.domains, { copySource: header("x-amz-copy-source") });
       operation = routed.operation;
-      const auth: AuthContext = await authenticate({ method: req.method ?? "", rawPath: routed.rawPath, query: routed.query, header }, options.credentials(), now());
+      const auth: AuthContext = await authenticate({ method: req.method ?? "", rawPath: routed.rawPath, query: routed.query, header }, options.credentials(), now(), {
+        alternateHosts: options.publicHosts,
+      });
       const context: RequestContext = { req, res, route: routed, auth, header, options, requestId, now: now() };
       await OPERATIONS[routed.operation](context);
     };

@@ -60,7 +60,15 @@ interface ParsedAuth {
 }
 
 /** Verifies a request's SigV4 signature (header or query); throws the S3Error a client should see. */
-export async function authenticate(request: SignedRequest, credentials: Credentials, now: Date): Promise<AuthContext> {
+export async function authenticate(
+  request: SignedRequest,
+  credentials: Credentials,
+  now: Date,
+  options: {
+    /** host[:port] values a signature may name instead of the received Host (the --public-url host behind an ingress). */
+    alternateHosts?: readonly string[];
+  } = {},
+): Promise<AuthContext> {
   const presigned = request.query.some(([name]) => name === "X-Amz-Signature" || name === "X-Amz-Algorithm" || name === "X-Amz-Credential");
   const authorization = request.header("authorization");
   if (presigned && authorization !== undefined) throw new S3Error("InvalidArgument", "a request may use the Authorization header or query-string authentication, not both");
@@ -85,25 +93,26 @@ export async function authenticate(request: SignedRequest, credentials: Credenti
     if (declared === undefined) throw new S3Error("InvalidRequest", "Missing required header for this request: x-amz-content-sha256");
     payloadHash = declared;
   }
-  // smithy's canonical query (sorted, AWS-escaped, X-Amz-Signature left out) and header values (trimmed,
-  // inner whitespace folded), over exactly the signed headers — `date` included, which sign() would drop.
+  // The canonical header values (trimmed, inner whitespace folded) are smithy's, over exactly the signed
+  // headers — `date` included, which sign() would drop.
   const query = canonicalQuery(request.query);
-  const canonicalHeaders = getCanonicalHeaders({ method: request.method, protocol: "http:", hostname: "", path: "/", headers }, undefined, new Set(auth.signedHeaders));
-  const headerBlock = Object.keys(canonicalHeaders)
-    .sort()
-    .map((name) => `${name}:${canonicalHeaders[name]}\n`)
-    .join("");
   const scope = `${auth.shortDate}/${auth.region}/s3/aws4_request`;
   const signingKey = Buffer.from(await getSigningKey(Sha256, identity, auth.shortDate, auth.region, "s3"));
-  let valid = false;
-  for (const path of pathCandidates(request.rawPath)) {
-    const canonicalRequest = [request.method, path, query, headerBlock, Object.keys(canonicalHeaders).sort().join(";"), payloadHash].join("\n");
+  const signs = (path: string, host: string | undefined): boolean => {
+    const canonicalHeaders = getCanonicalHeaders(
+      { method: request.method, protocol: "http:", hostname: "", path: "/", headers: host === undefined ? headers : { ...headers, host } },
+      undefined,
+      new Set(auth.signedHeaders),
+    );
+    const names = Object.keys(canonicalHeaders).sort();
+    const headerBlock = names.map((name) => `${name}:${canonicalHeaders[name]}\n`).join("");
+    const canonicalRequest = [request.method, path, query, headerBlock, names.join(";"), payloadHash].join("\n");
     const stringToSign = [ALGORITHM, auth.longDate, scope, createHash("sha256").update(canonicalRequest).digest("hex")].join("\n");
-    if (sameHex(createHmac("sha256", signingKey).update(stringToSign).digest("hex"), auth.signature)) {
-      valid = true;
-      break;
-    }
-  }
+    return sameHex(createHmac("sha256", signingKey).update(stringToSign).digest("hex"), auth.signature);
+  };
+  // The request's own Host first; then the public hosts, for a proxy or ingress that rewrote Host.
+  const hosts = [undefined, ...(auth.signedHeaders.includes("host") ? (options.alternateHosts ?? []) : [])];
+  const valid = hosts.some((host) => pathCandidates(request.rawPath).some((path) => signs(path, host)));
   if (!valid) {
     throw new S3Error("SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided. Check your key and signing method.");
   }

@@ -2,14 +2,14 @@ import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startS3, type S3TestServer } from "../../s3/harness.js";
-import { send, signRequest } from "../../s3/signer.js";
+import { presignTarget, send, signRequest } from "../../s3/signer.js";
 
 const HOUR = 3_600_000;
 
 describe("abandoned multipart uploads and virtual-host addressing", () => {
   let s3: S3TestServer;
   beforeAll(async () => {
-    s3 = await startS3({ buckets: ["velero"], overrides: { domains: ["s3.backups.local"] } });
+    s3 = await startS3({ buckets: ["velero"], overrides: { domains: ["s3.backups.local"], publicHosts: ["backups.example.com"] } });
   });
   afterAll(async () => {
     await s3.close();
@@ -43,5 +43,16 @@ describe("abandoned multipart uploads and virtual-host addressing", () => {
     expect(listing.text).toContain("<Key>vhost/object</Key>");
     // An unrelated Host is path style: "/vhost/object" is bucket "vhost".
     expect((await call("GET", "/vhost/object", undefined, `other.example:${s3.port}`)).code).toBe("NoSuchBucket");
+  });
+
+  it("verifies presigned URLs minted for the --public-url host when a proxy rewrote Host, and no other host", async () => {
+    expect((await call("PUT", "/velero/logs/b1-logs.gz", Buffer.from("logs"))).status).toBe(200);
+    const viaIngress = await presignTarget("GET", "/velero/logs/b1-logs.gz", "backups.example.com");
+    // The ingress forwards with Host set to the Service name.
+    const forwarded = await send(s3.port, { method: "GET", target: viaIngress, headers: { host: "app-snapshots-storage.velero.svc:9000" } });
+    expect(forwarded.status).toBe(200);
+    expect(forwarded.text).toBe("logs");
+    const elsewhere = await presignTarget("GET", "/velero/logs/b1-logs.gz", "attacker.example.com");
+    expect((await send(s3.port, { method: "GET", target: elsewhere, headers: { host: "app-snapshots-storage.velero.svc:9000" } })).code).toBe("SignatureDoesNotMatch");
   });
 });
