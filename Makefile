@@ -119,7 +119,12 @@ $(CACHE)/deb/.stamp: $(TOOLS_DIR)/versions.env
 bench: deps tools build $(BIN)/hey-$(HEY) $(CACHE)/deb/.stamp ## benchmarks, as ratios against baselines measured in the same run; writes docs/benchmarks.md
 	node dist/test/bench/webhook.js
 	node dist/test/bench/storage.js
+	node dist/test/bench/s3.js
 
 .PHONY: bench-storage
 bench-storage: deps build $(CACHE)/deb/.stamp ## only the object-store benchmarks (vs nginx and the raw disk; ~3-5 min, ~12 GiB of temp disk)
 	node dist/test/bench/storage.js
+
+.PHONY: bench-s3
+bench-s3: deps build $(BIN)/hey-$(HEY) $(CACHE)/deb/.stamp ## only the S3 API benchmarks (vs nginx, the store in-process and the raw disk; ~5 min, ~4 GiB of temp disk)
+	node dist/test/bench/s3.js

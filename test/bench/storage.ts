@@ -1,18 +1,18 @@
 // `make bench` part 2 (alone: `make bench-storage`): the object store (src/storage) against nginx
 // sendfile and a raw write + fdatasync + rename loop, every baseline measured in the same run.
 // Goals: G1, G2, G4 and G6 of the storage design's reference figures (s3.md §11.3). Everything lives in one temp dir.
-import { execFile, execFileSync, spawnSync } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
-import { constants, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { open, rename, rm } from "node:fs/promises";
+import { execFile, execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { HashPool } from "../../src/storage/hashPool.js";
 import { ObjectStore } from "../../src/storage/store.js";
-import { cacheDir, repoRoot } from "../cluster/binaries.js";
+import { repoRoot } from "../cluster/binaries.js";
 import { freePort, startChild, type Child } from "../cluster/processes.js";
-import { until } from "../cluster/wait.js";
+import { md5Rate, nginxVersion, rawDurableWrite, startNginx as startNginxIn, startServer as startServerIn, wrkRun, type BenchDir } from "./benchServers.js";
 import { machine, ratio, writeSection } from "./report.js";
 import { cpuSeconds, repeatedBody, statusKiB } from "./storageHelpers.js";
 
@@ -37,12 +37,10 @@ const log = (line: string) => console.log(`[bench:storage] ${line}`);
 const began = performance.now();
 const dir = mkdtempSync(path.join(os.tmpdir(), "app-snapshots-storage-bench-"));
 const root = path.join(dir, "store");
-const debRoot = path.join(cacheDir, "deb", "root");
-const wrk = path.join(debRoot, "usr/bin/wrk");
-const nginx = path.join(debRoot, "usr/sbin/nginx");
 const cli = path.join(repoRoot, "dist/src/cli.js");
 const cores = os.availableParallelism();
 const children: Child[] = [];
+const bench: BenchDir = { dir, children };
 
 const gibps = (bytes: number, seconds: number) => bytes / GiB / seconds;
 const fmt = (rate: number) => `${rate.toFixed(2)} GiB/s`;
@@ -51,55 +49,8 @@ const seconds = (since: number) => (performance.now() - since) / 1000;
 
 // --- servers ---------------------------------------------------------------------------------
 
-async function startServer(name: string, command: string, args: string[], probeUrl: string, env: NodeJS.ProcessEnv = {}): Promise<Child> {
-  const child = startChild(name, command, args, path.join(dir, `${name}.log`), env);
-  children.push(child);
-  await until(
-    `${name} to answer ${probeUrl}`,
-    async () => {
-      if (child.process.exitCode !== null || child.process.signalCode !== null) throw new Error(`${name} exited:\n${child.tail()}`);
-      const res = await fetch(probeUrl).catch(() => undefined);
-      await res?.arrayBuffer();
-      return res ? true : undefined;
-    },
-    20_000,
-    100,
-  );
-  return child;
-}
-
-async function startNginx(port: number): Promise<Child> {
-  const prefix = path.join(dir, "nginx");
-  mkdirSync(prefix);
-  const conf = path.join(prefix, "nginx.conf");
-  const temp = (name: string) => `${name}_temp_path ${path.join(prefix, name)};`;
-  writeFileSync(
-    conf,
-    [
-      // The bench runs as root in CI containers: workers would otherwise drop to nobody and not reach the 0700 temp dir.
-      ...(process.getuid?.() === 0 ? ["user root;"] : []),
-      "worker_processes 1;",
-      // One process, no master: startChild's parent-death signal then reaches the process that serves,
-      // so a killed benchmark leaves no orphaned nginx worker behind. It serves exactly as a worker would.
-      "master_process off;",
-      `pid ${path.join(prefix, "nginx.pid")};`,
-      "error_log stderr warn;",
-      "events { worker_connections 1024; }",
-      "http {",
-      "  access_log off;",
-      "  sendfile on;",
-      "  default_type application/octet-stream;",
-      // Node's server never closes a keep-alive connection after N requests; neither does this one.
-      "  keepalive_requests 1000000;",
-      `  ${temp("client_body")} ${temp("proxy")} ${temp("fastcgi")} ${temp("uwsgi")} ${temp("scgi")}`,
-      // The store's layout is <root>/<bucket>/<key>, so nginx serves the very same files at the same paths.
-      `  server { listen 127.0.0.1:${port}; root ${root}; location / { } }`,
-      "}",
-      "",
-    ].join("\n"),
-  );
-  return startServer("nginx", nginx, ["-p", prefix, "-c", conf, "-e", "stderr", "-g", "daemon off;"], `http://127.0.0.1:${port}/`);
-}
+const startServer = (name: string, command: string, args: string[], probeUrl: string, env: NodeJS.ProcessEnv = {}) => startServerIn(bench, name, command, args, probeUrl, env);
+const startNginx = (port: number) => startNginxIn(bench, port, root);
 
 // --- clients ---------------------------------------------------------------------------------
 
@@ -129,22 +80,6 @@ async function parallelGetRate(url: string, bytes: number, streams: number): Pro
   return gibps(streams * bytes, seconds(t0));
 }
 
-interface WrkResult {
-  rate: number;
-  p99Ms: number;
-}
-
-function wrkRun(url: string, duration: number): WrkResult {
-  const env = { ...process.env, LD_LIBRARY_PATH: path.join(debRoot, "usr/lib/x86_64-linux-gnu") };
-  const out = execFileSync(wrk, ["-t1", "-c32", `-d${duration}s`, "--latency", url], { env, encoding: "utf8" });
-  const problem = /Non-2xx or 3xx responses: \d+|Socket errors: .*/.exec(out);
-  if (problem) throw new Error(`wrk against ${url.split("?")[0]}: ${problem[0]}\n${out}`);
-  const p99 = /\s99%\s+([\d.]+)(us|ms|s)\b/.exec(out);
-  if (!p99) throw new Error(`no p99 in wrk's output:\n${out}`);
-  const unit = { us: 0.001, ms: 1, s: 1000 }[p99[2] as "us" | "ms" | "s"];
-  return { rate: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)![1]), p99Ms: Number(p99[1]) * unit };
-}
-
 /** Peak VmRSS of `pid`, sampled every 100 ms until stopped. */
 function rssSampler(pid: number): { stop(): number } {
   let peak = statusKiB(pid, "VmRSS");
@@ -161,39 +96,6 @@ function rssSampler(pid: number): { stop(): number } {
 }
 
 // --- durable writes --------------------------------------------------------------------------
-
-/** One core's MD5 rate in GiB/s: node crypto over the 25 MiB body for at least a second. */
-function md5Rate(body: Buffer): number {
-  const t0 = performance.now();
-  let bytes = 0;
-  while (performance.now() - t0 < 1_200) {
-    createHash("md5").update(body).digest();
-    bytes += body.length;
-  }
-  return gibps(bytes, seconds(t0));
-}
-
-/**
- * What a careful program does without the store: write, fdatasync, rename into place, fsync the
- * directory. It writes in 1 MiB pieces, as the store does (one 25 MiB write measured no faster here).
- */
-async function rawDurableWrite(body: Buffer, tempDir: string, finalDir: string, name: string): Promise<void> {
-  const temp = path.join(tempDir, name);
-  const file = await open(temp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o644);
-  try {
-    for (let offset = 0; offset < body.length; ) offset += (await file.write(body, offset, Math.min(MiB, body.length - offset), offset)).bytesWritten;
-    await file.datasync();
-  } finally {
-    await file.close();
-  }
-  await rename(temp, path.join(finalDir, name));
-  const directory = await open(finalDir, constants.O_RDONLY | constants.O_DIRECTORY);
-  try {
-    await directory.sync();
-  } finally {
-    await directory.close();
-  }
-}
 
 interface Tally {
   bytes: number;
@@ -481,11 +383,6 @@ async function main(): Promise<string> {
     await noSync.close();
     await pool.close();
   }
-}
-
-function nginxVersion(): string {
-  // nginx -v prints to stderr.
-  return /nginx\/(\S+)/.exec(spawnSync(nginx, ["-v"], { encoding: "utf8" }).stderr)?.[1] ?? "";
 }
 
 async function stopAll(): Promise<void> {
