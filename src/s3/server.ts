@@ -47,7 +47,7 @@ export function s3Handler(options: S3ServerOptions): http.RequestListener {
 
   return (req, res) => {
     const started = performance.now();
-    const requestId = randomBytes(8).toString("hex").toUpperCase();
+    const requestId = nextRequestId();
     let operation: Operation | "unknown" = "unknown";
     res.setHeader("x-amz-request-id", requestId);
     res.setHeader("server", "app-snapshots");
@@ -77,6 +77,14 @@ export function s3Handler(options: S3ServerOptions): http.RequestListener {
       sendError(req, res, error, routed, requestId);
     });
   };
+}
+
+/** Request ids: a random per-process prefix and a counter (unique, and no random bytes per request). */
+const REQUEST_ID_PREFIX = randomBytes(4).toString("hex").toUpperCase();
+let requestCounter = 0;
+function nextRequestId(): string {
+  requestCounter = (requestCounter + 1) % 0x100000000;
+  return `${REQUEST_ID_PREFIX}${requestCounter.toString(16).toUpperCase().padStart(8, "0")}`;
 }
 
 /** A header's value as received: duplicates joined with "," (as SigV4 canonicalises them). */
