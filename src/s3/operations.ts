@@ -74,74 +74,54 @@ export const OPERATIONS: Record<Operation, (c: RequestContext) => Promise<void>>
   },
 
   ListObjectsV2: async (c) => {
-    const q = c.route.query;
-    const encode = encodingType(q);
-    const maxKeys = maxKeysOf(q, "max-keys");
-    const prefix = param(q, "prefix") ?? "";
-    const delimiter = param(q, "delimiter") || undefined;
-    const startAfter = param(q, "start-after") || undefined;
-    const token = param(q, "continuation-token");
+    const token = param(c.route.query, "continuation-token");
     if (token === "") throw new S3Error("InvalidArgument", "The continuation token provided is incorrect");
-    const page = await listPage(c, { prefix, delimiter, startAfter, continuationToken: token, maxKeys });
-    const fetchOwner = param(q, "fetch-owner") === "true";
+    const l = await listRequest(c, "start-after", token);
     sendXml(c, 200, "ListBucketResult", [
       ["Name", c.route.bucket],
-      ["Prefix", encode(prefix)],
-      ["Delimiter", delimiter === undefined ? undefined : encode(delimiter)],
-      ["MaxKeys", maxKeys],
-      ["KeyCount", page.objects.length + page.commonPrefixes.length],
-      ["EncodingType", encode === identity ? undefined : "url"],
-      ["IsTruncated", page.isTruncated],
+      ["Prefix", l.encode(l.prefix)],
+      ["Delimiter", l.delimiter === undefined ? undefined : l.encode(l.delimiter)],
+      ["MaxKeys", l.maxKeys],
+      ["KeyCount", l.page.objects.length + l.page.commonPrefixes.length],
+      l.encodingType,
+      ["IsTruncated", l.page.isTruncated],
       ["ContinuationToken", token],
-      ["NextContinuationToken", page.nextContinuationToken],
-      ["StartAfter", startAfter === undefined ? undefined : encode(startAfter)],
-      ...contents(page.objects, encode, fetchOwner),
-      ...page.commonPrefixes.map((p): XmlNode => ["CommonPrefixes", [["Prefix", encode(p)]]]),
+      ["NextContinuationToken", l.page.nextContinuationToken],
+      ["StartAfter", l.marker === undefined ? undefined : l.encode(l.marker)],
+      ...contents(l.page.objects, l.encode, param(c.route.query, "fetch-owner") === "true"),
+      ...l.commonPrefixes,
     ]);
   },
 
   ListObjects: async (c) => {
-    const q = c.route.query;
-    const encode = encodingType(q);
-    const maxKeys = maxKeysOf(q, "max-keys");
-    const prefix = param(q, "prefix") ?? "";
-    const delimiter = param(q, "delimiter") || undefined;
-    const marker = param(q, "marker") || undefined;
-    const page = await listPage(c, { prefix, delimiter, startAfter: marker, maxKeys });
-    const last = [...page.objects.map((o) => o.key), ...page.commonPrefixes].sort().at(-1);
+    const l = await listRequest(c, "marker");
     sendXml(c, 200, "ListBucketResult", [
       ["Name", c.route.bucket],
-      ["Prefix", encode(prefix)],
-      ["Marker", encode(marker ?? "")],
-      ["NextMarker", page.isTruncated && delimiter !== undefined && last !== undefined ? encode(last) : undefined],
-      ["MaxKeys", maxKeys],
-      ["Delimiter", delimiter === undefined ? undefined : encode(delimiter)],
-      ["EncodingType", encode === identity ? undefined : "url"],
-      ["IsTruncated", page.isTruncated],
-      ...contents(page.objects, encode, true),
-      ...page.commonPrefixes.map((p): XmlNode => ["CommonPrefixes", [["Prefix", encode(p)]]]),
+      ["Prefix", l.encode(l.prefix)],
+      ["Marker", l.encode(l.marker ?? "")],
+      ["NextMarker", l.page.isTruncated && l.delimiter !== undefined && l.last !== undefined ? l.encode(l.last) : undefined],
+      ["MaxKeys", l.maxKeys],
+      ["Delimiter", l.delimiter === undefined ? undefined : l.encode(l.delimiter)],
+      l.encodingType,
+      ["IsTruncated", l.page.isTruncated],
+      ...contents(l.page.objects, l.encode, true),
+      ...l.commonPrefixes,
     ]);
   },
 
   ListObjectVersions: async (c) => {
-    const q = c.route.query;
-    const encode = encodingType(q);
-    const maxKeys = maxKeysOf(q, "max-keys");
-    const prefix = param(q, "prefix") ?? "";
-    const delimiter = param(q, "delimiter") || undefined;
-    const keyMarker = param(q, "key-marker") || undefined;
-    const page = await listPage(c, { prefix, delimiter, startAfter: keyMarker, maxKeys });
-    const last = [...page.objects.map((o) => o.key), ...page.commonPrefixes].sort().at(-1);
+    const l = await listRequest(c, "key-marker");
+    const { encode, page, last } = l;
     sendXml(c, 200, "ListVersionsResult", [
       ["Name", c.route.bucket],
-      ["Prefix", encode(prefix)],
-      ["KeyMarker", encode(keyMarker ?? "")],
+      ["Prefix", encode(l.prefix)],
+      ["KeyMarker", encode(l.marker ?? "")],
       ["VersionIdMarker", ""],
       ["NextKeyMarker", page.isTruncated && last !== undefined ? encode(last) : undefined],
       ["NextVersionIdMarker", page.isTruncated ? "null" : undefined],
-      ["MaxKeys", maxKeys],
-      ["Delimiter", delimiter === undefined ? undefined : encode(delimiter)],
-      ["EncodingType", encode === identity ? undefined : "url"],
+      ["MaxKeys", l.maxKeys],
+      ["Delimiter", l.delimiter === undefined ? undefined : encode(l.delimiter)],
+      l.encodingType,
       ["IsTruncated", page.isTruncated],
       ...page.objects.map(
         (o): XmlNode => [
@@ -158,7 +138,7 @@ export const OPERATIONS: Record<Operation, (c: RequestContext) => Promise<void>>
           ],
         ],
       ),
-      ...page.commonPrefixes.map((p): XmlNode => ["CommonPrefixes", [["Prefix", encode(p)]]]),
+      ...l.commonPrefixes,
     ]);
   },
 
@@ -559,6 +539,29 @@ function maxKeysOf(query: Route["query"], name: string): number {
   if (text === undefined || text === "") return 1000;
   if (!/^\d{1,9}$/.test(text)) throw new S3Error("InvalidArgument", `${name} must be a non-negative integer`);
   return Math.min(Number(text), 1000);
+}
+
+/** The parameters every listing shares, and its page. */
+async function listRequest(c: RequestContext, markerParam: "start-after" | "marker" | "key-marker", continuationToken?: string) {
+  const q = c.route.query;
+  const encode = encodingType(q);
+  const maxKeys = maxKeysOf(q, "max-keys");
+  const prefix = param(q, "prefix") ?? "";
+  const delimiter = param(q, "delimiter") || undefined;
+  const marker = param(q, markerParam) || undefined;
+  const page = await listPage(c, { prefix, delimiter, startAfter: marker, continuationToken, maxKeys });
+  return {
+    encode,
+    maxKeys,
+    prefix,
+    delimiter,
+    marker,
+    page,
+    /** The last key or prefix of the page (v1 NextMarker). */
+    last: [...page.objects.map((o) => o.key), ...page.commonPrefixes].sort().at(-1),
+    encodingType: ["EncodingType", encode === identity ? undefined : "url"] as XmlNode,
+    commonPrefixes: page.commonPrefixes.map((p): XmlNode => ["CommonPrefixes", [["Prefix", encode(p)]]]),
+  };
 }
 
 async function listPage(

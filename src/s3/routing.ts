@@ -37,7 +37,7 @@ export interface Route {
 }
 
 /** Query parameters that select a feature we do not have: answered 501 instead of being mistaken for a plain GET/PUT. */
-const UNSUPPORTED = new Set([
+export const UNSUPPORTED_SUBRESOURCES: ReadonlySet<string> = new Set([
   "acl",
   "policy",
   "policyStatus",
@@ -91,7 +91,7 @@ export function route(method: string, rawUrl: string, host: string | undefined, 
   }
   if (Buffer.byteLength(key) > MAX_KEY_BYTES) throw new S3Error("KeyTooLongError", `Your key is too long: ${Buffer.byteLength(key)} bytes, at most ${MAX_KEY_BYTES}`);
   const has = (name: string) => query.some(([n]) => n === name);
-  const unsupported = query.find(([name]) => UNSUPPORTED.has(name))?.[0];
+  const unsupported = query.find(([name]) => UNSUPPORTED_SUBRESOURCES.has(name))?.[0];
   const notImplemented = (what: string) => new S3Error("NotImplemented", `${what} is not implemented by this server`);
   const done = (operation: Operation): Route => ({ operation, bucket, key, query, rawPath });
 

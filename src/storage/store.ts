@@ -216,14 +216,7 @@ export class ObjectStore {
     await this.requireBucket(bucket);
     const page = await this.list(bucket, { maxKeys: 1 });
     if (page.objects.length > 0 || page.commonPrefixes.length > 0) throw new StorageError("BucketNotEmpty", `bucket "${bucket}" is not empty`);
-    const dir = this.layout.bucketDir(bucket);
-    try {
-      await rm(dir, { recursive: true });
-      await rm(this.layout.bucketMetaDir(bucket), { recursive: true, force: true });
-    } catch (err) {
-      throw fromFsError(err, `deleting bucket "${bucket}"`, dir);
-    }
-    await this.syncDirs([this.layout.root]);
+    await this.purgeBucket(bucket);
   }
 
   /** Deletes a bucket with everything in it (the multipart area uses a bucket per upload). */

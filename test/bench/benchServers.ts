@@ -3,12 +3,13 @@
 // rate and the raw durable-write loop every write figure is compared with.
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { constants, mkdirSync, writeFileSync } from "node:fs";
+import { constants, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { open, rename } from "node:fs/promises";
 import path from "node:path";
 import { cacheDir, pinnedVersions } from "../cluster/binaries.js";
 import { startChild, type Child } from "../cluster/processes.js";
 import { until } from "../cluster/wait.js";
+import { writeSection } from "./report.js";
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
@@ -167,4 +168,41 @@ export async function rawDurableWrite(body: Buffer, tempDir: string, finalDir: s
 /** Flushes everything dirty to disk, so the next figure starts with nothing left to write back. */
 export function syncDisk(): void {
   execFileSync("sync");
+}
+
+/**
+ * Runs a benchmark's `main` and writes its section (full scale only), removing the temp dir and
+ * stopping the servers however it ends, SIGINT/SIGTERM included.
+ */
+export async function runBench(options: {
+  section: string;
+  dir: string;
+  children: Child[];
+  scale: number;
+  began: number;
+  log: (line: string) => void;
+  main: () => Promise<string>;
+  /** Extra cleanup before the servers stop (e.g. closing a keep-alive agent). */
+  beforeStop?: () => void;
+}): Promise<void> {
+  const { dir, children, log } = options;
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.once(signal, () => {
+      log(`${signal}: stopping the servers and removing ${dir}`);
+      for (const c of children) c.process.kill("SIGKILL");
+      rmSync(dir, { recursive: true, force: true });
+      process.exit(130);
+    });
+  }
+  try {
+    const section = await options.main();
+    console.log(section);
+    if (options.scale === 1) writeSection(options.section, section);
+    else log(`BENCH_STORAGE_SCALE=${options.scale}: a smoke run, docs/benchmarks.md left alone`);
+    log(`done in ${seconds(options.began).toFixed(0)} s`);
+  } finally {
+    options.beforeStop?.();
+    await Promise.all(children.map((c) => c.stop(3_000)));
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

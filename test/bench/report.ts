@@ -27,3 +27,28 @@ export function writeSection(name: string, markdown: string): void {
 }
 
 export const ratio = (ours: number, base: number) => (base > 0 ? (ours / base).toFixed(2) : "n/a");
+
+/** One line of a benchmark table: our figure, its baseline, the ratio and the goal it is held to. */
+export interface Row {
+  figure: string;
+  ours: string;
+  baseline: string;
+  ratio: string;
+  goal: string;
+  met: boolean | undefined;
+}
+
+/** A benchmark's section: heading, the description lines, the table of rows, and the notes. */
+export function renderSection(heading: string, description: string[], rows: Row[], notes: string[]): string {
+  return [
+    heading,
+    "",
+    ...description,
+    "",
+    "| figure | ours | baseline | ratio | goal | met? |",
+    "| --- | --- | --- | --- | --- | --- |",
+    ...rows.map((r) => `| ${r.figure} | ${r.ours} | ${r.baseline} | ${r.ratio} | ${r.goal} | ${r.met === undefined ? "" : r.met ? "yes" : "**no**"} |`),
+    "",
+    ...notes.map((n) => `* ${n}`),
+  ].join("\n");
+}

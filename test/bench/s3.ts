@@ -4,7 +4,7 @@
 // Goals: G1–G4, G6 and G8 of s3.md §11.3. Everything lives in one temp dir.
 import { execFile } from "node:child_process";
 import { createHash, randomBytes, randomFillSync } from "node:crypto";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import http from "node:http";
 import os from "node:os";
@@ -16,8 +16,8 @@ import { repoRoot } from "../cluster/binaries.js";
 import { freePort, type Child } from "../cluster/processes.js";
 import { CREDENTIALS_FILE_TEXT } from "../s3/harness.js";
 import { presignTarget, signedChunkedPut, signRequest, type RawRequest } from "../s3/signer.js";
-import { gibps, hashRate, heyRun, nginxVersion, rawDurableWrite, seconds, startNginx, startServer, syncDisk, wrkRun, type BenchDir, type WrkResult } from "./benchServers.js";
-import { machine, ratio, writeSection } from "./report.js";
+import { gibps, hashRate, heyRun, runBench, nginxVersion, rawDurableWrite, seconds, startNginx, startServer, syncDisk, wrkRun, type BenchDir, type WrkResult } from "./benchServers.js";
+import { machine, ratio, renderSection, type Row } from "./report.js";
 import { cpuSeconds, repeatedBody } from "./storageHelpers.js";
 
 const KiB = 1024;
@@ -334,15 +334,6 @@ interface WrkFigure {
 }
 
 // --- the run -----------------------------------------------------------------------------------
-
-interface Row {
-  figure: string;
-  ours: string;
-  baseline: string;
-  ratio: string;
-  goal: string;
-  met: boolean | undefined;
-}
 
 async function main(): Promise<string> {
   const loadBefore = os.loadavg()[0]!;
@@ -688,18 +679,14 @@ async function main(): Promise<string> {
         `nginx sendfile was the slower server here (${slowNginx.map((name) => `${fmt(g(name).nginx)} against our ${fmt(g(name).ours)}`).join("; ")}), where s3.md §11.1 measured 3.7 GB/s on the reference machine; the storage section of this file sees the same on this VM. G4 is met, but the ratio flatters us: compare the absolute rates too.`,
       );
     }
-    const lines = [
+    return renderSection(
       "## S3 API (storage --s3-listen)",
-      "",
-      `Run ${new Date().toISOString().slice(0, 16)}Z on ${machine()}, in ${(seconds(began) / 60).toFixed(1)} min. Command: \`make bench-s3\` (also part of \`make bench\`; \`test/bench/s3.ts\`). Goals: G1–G4, G6 and G8 of s3.md §11.3. The server is \`node dist/src/cli.js storage --s3-listen\` (durability full unless stated) in a child process on a temp root under ${os.tmpdir()}; every baseline ran on the same disk in the same run.`,
-      "",
-      "| figure | ours | baseline | ratio | goal | met? |",
-      "| --- | --- | --- | --- | --- | --- |",
-      ...rows.map((r) => `| ${r.figure} | ${r.ours} | ${r.baseline} | ${r.ratio} | ${r.goal} | ${r.met === undefined ? "" : r.met ? "yes" : "**no**"} |`),
-      "",
-      ...notes.map((n) => `* ${n}`),
-    ];
-    return lines.join("\n");
+      [
+        `Run ${new Date().toISOString().slice(0, 16)}Z on ${machine()}, in ${(seconds(began) / 60).toFixed(1)} min. Command: \`make bench-s3\` (also part of \`make bench\`; \`test/bench/s3.ts\`). Goals: G1–G4, G6 and G8 of s3.md §11.3. The server is \`node dist/src/cli.js storage --s3-listen\` (durability full unless stated) in a child process on a temp root under ${os.tmpdir()}; every baseline ran on the same disk in the same run.`,
+      ],
+      rows,
+      notes,
+    );
   } finally {
     await reader?.close();
     await store.close();
@@ -707,27 +694,4 @@ async function main(): Promise<string> {
   }
 }
 
-async function stopAll(): Promise<void> {
-  agent.destroy();
-  await Promise.all(children.map((c) => c.stop(3_000)));
-}
-
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => {
-    log(`${signal}: stopping the servers and removing ${dir}`);
-    for (const c of children) c.process.kill("SIGKILL");
-    rmSync(dir, { recursive: true, force: true });
-    process.exit(130);
-  });
-}
-
-try {
-  const section = await main();
-  console.log(section);
-  if (SCALE === 1) writeSection("s3", section);
-  else log(`BENCH_STORAGE_SCALE=${SCALE}: a smoke run, docs/benchmarks.md left alone`);
-  log(`done in ${seconds(began).toFixed(0)} s`);
-} finally {
-  await stopAll();
-  rmSync(dir, { recursive: true, force: true });
-}
+await runBench({ section: "s3", dir, children, scale: SCALE, began, log, main, beforeStop: () => agent.destroy() });

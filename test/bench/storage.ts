@@ -3,7 +3,7 @@
 // Goals: G1, G2, G4 and G6 of the storage design's reference figures (s3.md §11.3). Everything lives in one temp dir.
 import { execFile, execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -12,8 +12,8 @@ import { HashPool } from "../../src/storage/hashPool.js";
 import { ObjectStore } from "../../src/storage/store.js";
 import { repoRoot } from "../cluster/binaries.js";
 import { freePort, startChild, type Child } from "../cluster/processes.js";
-import { md5Rate, nginxVersion, rawDurableWrite, startNginx as startNginxIn, startServer as startServerIn, wrkRun, type BenchDir } from "./benchServers.js";
-import { machine, ratio, writeSection } from "./report.js";
+import { md5Rate, nginxVersion, rawDurableWrite, runBench, startNginx as startNginxIn, startServer as startServerIn, wrkRun, type BenchDir } from "./benchServers.js";
+import { machine, ratio, renderSection, type Row } from "./report.js";
 import { cpuSeconds, repeatedBody, statusKiB } from "./storageHelpers.js";
 
 const KiB = 1024;
@@ -132,15 +132,6 @@ async function writeLoop(tally: Tally, streams: number, objects: number, write: 
 }
 
 // --- the run ---------------------------------------------------------------------------------
-
-interface Row {
-  figure: string;
-  ours: string;
-  baseline: string;
-  ratio: string;
-  goal: string;
-  met: boolean | undefined;
-}
 
 async function main(): Promise<string> {
   const loadBefore = os.loadavg()[0]!;
@@ -365,19 +356,15 @@ async function main(): Promise<string> {
         `Two-stream durable PUT below G2: the goal counts only hashing (${cores} × MD5), but the store spends ${cpuPerGiB("full-2").toFixed(2)} CPU-seconds per GiB with 2 streams (${mainCpuPerGiB("full-2").toFixed(2)} on the event loop) against ${(1 / md5).toFixed(2)} for MD5 alone, so the goal's ${fmt(0.8 * twoStreamBase)} would take ${(0.8 * twoStreamBase * cpuPerGiB("full-2")).toFixed(1)} cores; this machine has ${cores}. Without fsync 2 streams reach ${fmt(w("none-2"))}.`,
       );
     }
-    const lines = [
+    return renderSection(
       "## Object store (storage)",
-      "",
-      `Run ${new Date().toISOString().slice(0, 16)}Z on ${machine()}, in ${(seconds(began) / 60).toFixed(1)} min. Command: \`make bench-storage\` (also part of \`make bench\`; \`test/bench/storage.ts\`). Goals: G1, G2, G4 and G6 of the storage design's reference figures (s3.md §11.3).`,
-      `Files live in a temp dir under ${os.tmpdir()}, on the same disk for every figure. GETs: a ${LARGE_BYTES / GiB} GiB random object written through the store, fetched with \`curl -o /dev/null\` from our LVP file server with a signed URL (\`storage --lvp-listen\`, read-only), from nginx ${nginxVersion()} (Debian, \`sendfile on\`, one process) serving the very same file, and from a bare Node server (\`test/bench/storageFloor.ts\`: \`createReadStream\` for large files, \`stat\` + \`readFile\` for small ones); 4 KiB GETs by wrk with keep-alive against all three. Writes: 25 MiB bodies from memory in 64 KiB chunks through \`ObjectStore.put\` in this process (hash pool of ${cores} workers), against a loop of 25 × 1 MiB writes + fdatasync + rename + directory fsync; about ${(WRITE_BYTES / GiB).toFixed(0)} GiB per configuration in two interleaved passes, with the objects deleted and \`sync\` run between configurations. The ${HUGE_BYTES / GiB} GiB object is above S3's 5 GiB single-PUT limit; the child raises the store's limit for it.`,
-      "",
-      "| figure | ours | baseline | ratio | goal | met? |",
-      "| --- | --- | --- | --- | --- | --- |",
-      ...rows.map((r) => `| ${r.figure} | ${r.ours} | ${r.baseline} | ${r.ratio} | ${r.goal} | ${r.met === undefined ? "" : r.met ? "yes" : "**no**"} |`),
-      "",
-      ...notes.map((n) => `* ${n}`),
-    ];
-    return lines.join("\n");
+      [
+        `Run ${new Date().toISOString().slice(0, 16)}Z on ${machine()}, in ${(seconds(began) / 60).toFixed(1)} min. Command: \`make bench-storage\` (also part of \`make bench\`; \`test/bench/storage.ts\`). Goals: G1, G2, G4 and G6 of the storage design's reference figures (s3.md §11.3).`,
+        `Files live in a temp dir under ${os.tmpdir()}, on the same disk for every figure. GETs: a ${LARGE_BYTES / GiB} GiB random object written through the store, fetched with \`curl -o /dev/null\` from our LVP file server with a signed URL (\`storage --lvp-listen\`, read-only), from nginx ${nginxVersion()} (Debian, \`sendfile on\`, one process) serving the very same file, and from a bare Node server (\`test/bench/storageFloor.ts\`: \`createReadStream\` for large files, \`stat\` + \`readFile\` for small ones); 4 KiB GETs by wrk with keep-alive against all three. Writes: 25 MiB bodies from memory in 64 KiB chunks through \`ObjectStore.put\` in this process (hash pool of ${cores} workers), against a loop of 25 × 1 MiB writes + fdatasync + rename + directory fsync; about ${(WRITE_BYTES / GiB).toFixed(0)} GiB per configuration in two interleaved passes, with the objects deleted and \`sync\` run between configurations. The ${HUGE_BYTES / GiB} GiB object is above S3's 5 GiB single-PUT limit; the child raises the store's limit for it.`,
+      ],
+      rows,
+      notes,
+    );
   } finally {
     await store.close();
     await noSync.close();
@@ -385,26 +372,4 @@ async function main(): Promise<string> {
   }
 }
 
-async function stopAll(): Promise<void> {
-  await Promise.all(children.map((c) => c.stop(3_000)));
-}
-
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => {
-    log(`${signal}: stopping the servers and removing ${dir}`);
-    for (const c of children) c.process.kill("SIGKILL");
-    rmSync(dir, { recursive: true, force: true });
-    process.exit(130);
-  });
-}
-
-try {
-  const section = await main();
-  console.log(section);
-  if (SCALE === 1) writeSection("storage", section);
-  else log(`BENCH_STORAGE_SCALE=${SCALE}: a smoke run, docs/benchmarks.md left alone`);
-  log(`done in ${seconds(began).toFixed(0)} s`);
-} finally {
-  await stopAll();
-  rmSync(dir, { recursive: true, force: true });
-}
+await runBench({ section: "storage", dir, children, scale: SCALE, began, log, main });

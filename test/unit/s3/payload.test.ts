@@ -11,6 +11,7 @@ import { authenticate, EMPTY_SHA256, UNSIGNED_PAYLOAD, type AuthContext } from "
 import type { HashAlgorithm } from "../../../src/storage/hashPool.js";
 import { ACCESS_KEY, SECRET_KEY } from "../../s3/harness.js";
 import { signedChunkedPut, unsignedTrailerBody, type RawRequest } from "../../s3/signer.js";
+import { s3ErrorOf } from "./s3ErrorOf.js";
 
 const AUTH: AuthContext = {
   accessKey: ACCESS_KEY,
@@ -39,15 +40,6 @@ function request(headers: Record<string, string>, body: Buffer | Buffer[] = []):
   return { header: (name) => lower.get(name), stream: Readable.from(Array.isArray(body) ? body : [body]) };
 }
 
-function s3ErrorOf(call: () => unknown): S3Error {
-  try {
-    call();
-  } catch (err) {
-    expect(err).toBeInstanceOf(S3Error);
-    return err as S3Error;
-  }
-  throw new Error("expected an S3Error, nothing was thrown");
-}
 
 async function readAll(stream: Readable): Promise<Buffer> {
   const parts: Buffer[] = [];

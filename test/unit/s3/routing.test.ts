@@ -1,18 +1,8 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { S3Error } from "../../../src/s3/errors.js";
-import { param, parseQuery, route, type Operation } from "../../../src/s3/routing.js";
+import { param, parseQuery, route, UNSUPPORTED_SUBRESOURCES, type Operation } from "../../../src/s3/routing.js";
+import { s3ErrorOf } from "./s3ErrorOf.js";
 
-/** The S3Error a call throws (fails the test when it does not throw one). */
-function s3ErrorOf(call: () => unknown): S3Error {
-  try {
-    call();
-  } catch (err) {
-    expect(err).toBeInstanceOf(S3Error);
-    return err as S3Error;
-  }
-  throw new Error("expected an S3Error, nothing was thrown");
-}
 
 const DOMAINS = ["s3.example.test"];
 
@@ -200,35 +190,12 @@ describe("route: refusals", () => {
     expect(err.message).toBe("list-type must be 2");
   });
 
-  const UNSUPPORTED = [
-    "acl",
-    "policy",
-    "policyStatus",
-    "lifecycle",
-    "cors",
-    "tagging",
-    "encryption",
-    "object-lock",
-    "retention",
-    "legal-hold",
-    "logging",
-    "website",
-    "replication",
-    "notification",
-    "ownershipControls",
-    "publicAccessBlock",
-    "accelerate",
-    "requestPayment",
-    "analytics",
-    "metrics",
-    "inventory",
-    "intelligent-tiering",
-    "torrent",
-    "attributes",
-    "restore",
-    "select",
-    "session",
-  ];
+  const UNSUPPORTED = [...UNSUPPORTED_SUBRESOURCES];
+  it("treats the features a client must not believe applied as unsupported subresources", () => {
+    for (const name of ["acl", "tagging", "object-lock", "retention", "legal-hold", "encryption", "lifecycle", "policy", "versioning-not-here"]) {
+      expect(UNSUPPORTED_SUBRESOURCES.has(name), name).toBe(name !== "versioning-not-here");
+    }
+  });
 
   it.each(UNSUPPORTED)("answers NotImplemented (501) for the subresource ?%s on buckets and objects, whatever the method", (name) => {
     for (const method of ["GET", "PUT", "DELETE", "POST", "HEAD"]) {

@@ -1,17 +1,8 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { S3Error } from "../../../src/s3/errors.js";
 import { escapeXml, listOf, MAX_XML_BYTES, parseXml, S3_NAMESPACE, textOf, xmlDocument } from "../../../src/s3/xml.js";
+import { s3ErrorOf } from "./s3ErrorOf.js";
 
-function s3ErrorOf(call: () => unknown): S3Error {
-  try {
-    call();
-  } catch (err) {
-    expect(err).toBeInstanceOf(S3Error);
-    return err as S3Error;
-  }
-  throw new Error("expected an S3Error, nothing was thrown");
-}
 
 const parse = (text: string, root = "Delete") => parseXml(Buffer.from(text, "utf8"), root);
 
