@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { mkdir } from "node:fs/promises";
+import { lstat, mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import type { Logger } from "../server/logger.js";
@@ -142,6 +142,7 @@ export class MultipartUploads {
       etag,
       expectedSize: chosen.reduce((sum, p) => sum + p.size, 0),
       contentType: record.contentType,
+      contentEncoding: record.contentEncoding,
       userMetadata: record.userMetadata,
     });
     await this.remove(uploadId);
@@ -175,11 +176,10 @@ export class MultipartUploads {
     return reclaimed;
   }
 
+  /** The upload's creation, or the last time a part was added: the parts folder's mtime changes with each. */
   private async lastActivity(uploadId: string, created: Date): Promise<number> {
-    let latest = created.getTime();
-    const page = await this.parts.list(uploadId, { maxKeys: 1000 }).catch(() => undefined);
-    for (const object of page?.objects ?? []) latest = Math.max(latest, object.lastModified.getTime());
-    return latest;
+    const parts = await lstat(join(this.parts.layout.bucketDir(uploadId), "part")).catch(() => undefined);
+    return Math.max(created.getTime(), parts?.mtimeMs ?? 0);
   }
 
   private async remove(uploadId: string): Promise<void> {

@@ -218,6 +218,7 @@ export const OPERATIONS: Record<Operation, (c: RequestContext) => Promise<void>>
     const result = await c.options.store.put(c.route.bucket, c.route.key, incoming.body, {
       ...incoming.options,
       contentType: c.header("content-type") ?? undefined,
+      contentEncoding: incoming.contentEncoding,
       userMetadata,
     });
     c.options.metrics.bytesReceived.inc({ server: "s3" }, result.size);
@@ -241,6 +242,7 @@ export const OPERATIONS: Record<Operation, (c: RequestContext) => Promise<void>>
     const result = await c.options.store.put(c.route.bucket, c.route.key, object.stream(), {
       expectedSize: object.info.size,
       contentType: replace ? (c.header("content-type") ?? undefined) : object.info.contentType,
+      contentEncoding: replace ? (c.header("content-encoding") ?? undefined) : object.info.contentEncoding,
       userMetadata: replace ? userMetadataOf(c.req) : object.info.userMetadata,
       checksums: object.info.checksums,
     });
@@ -268,6 +270,7 @@ export const OPERATIONS: Record<Operation, (c: RequestContext) => Promise<void>>
       bucket: c.route.bucket,
       key: keyChecked(c),
       contentType: c.header("content-type") ?? undefined,
+      contentEncoding: c.header("content-encoding") ?? undefined,
       userMetadata: userMetadataOf(c.req),
       checksumAlgorithm: c.header("x-amz-checksum-algorithm")?.toUpperCase(),
     });
@@ -360,6 +363,7 @@ async function getObject(c: RequestContext): Promise<void> {
   res.setHeader("accept-ranges", "bytes");
   res.setHeader("last-modified", info.lastModified.toUTCString());
   res.setHeader("content-type", param(c.route.query, "response-content-type") ?? info.contentType);
+  if (info.contentEncoding) res.setHeader("content-encoding", info.contentEncoding);
   for (const [name, header] of RESPONSE_OVERRIDES) {
     const value = param(c.route.query, name);
     if (value !== undefined) res.setHeader(header, value);

@@ -6,6 +6,8 @@ import type { Layout } from "./layout.js";
 /** What the store records per object besides its bytes. */
 export interface ObjectMetadata {
   contentType: string;
+  /** Content-Encoding the client declared (e.g. gzip), without aws-chunked. */
+  contentEncoding?: string;
   /** S3 user metadata (x-amz-meta-*), names lowercase. */
   userMetadata: Record<string, string>;
   /** Checksums a client sent (algorithm → base64), kept to return them on request. */

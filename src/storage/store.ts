@@ -44,6 +44,7 @@ export interface ObjectInfo {
    */
   md5?: string;
   contentType: string;
+  contentEncoding?: string;
   userMetadata: Record<string, string>;
   checksums: Record<string, string>;
 }
@@ -278,6 +279,7 @@ export class ObjectStore {
         md5: options.etag ?? md5!.toString("hex"),
         lastModified: now.getTime(),
         contentType: options.contentType ?? DEFAULT_CONTENT_TYPE,
+        ...(options.contentEncoding ? { contentEncoding: options.contentEncoding } : {}),
         userMetadata: options.userMetadata ?? {},
         checksums: options.checksums ?? {},
         ino: stats.ino.toString(),
@@ -454,6 +456,7 @@ export class ObjectStore {
       lastModified: new Date(record.lastModified),
       md5: record.md5,
       contentType: record.contentType,
+      ...(record.contentEncoding ? { contentEncoding: record.contentEncoding } : {}),
       userMetadata: record.userMetadata,
       checksums: record.checksums,
     };

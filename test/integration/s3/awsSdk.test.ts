@@ -103,13 +103,15 @@ describe.each([
     // A stream of unknown length: the SDK sends STREAMING-UNSIGNED-PAYLOAD-TRAILER aws-chunked with a CRC32 trailer.
     const streamed = randomBytes(3 * MiB + 11);
     const parts = [streamed.subarray(0, MiB), streamed.subarray(MiB, 2 * MiB + 5), streamed.subarray(2 * MiB + 5)];
-    await sdk.send(new PutObjectCommand({ Bucket: "velero", Key: "backups/b1/b1.tar.gz", Body: Readable.from(parts), ContentLength: streamed.length }));
+    await sdk.send(new PutObjectCommand({ Bucket: "velero", Key: "backups/b1/b1.tar.gz", Body: Readable.from(parts), ContentLength: streamed.length, ContentEncoding: "gzip" }));
     const got = await sdk.send(new GetObjectCommand({ Bucket: "velero", Key: "backups/b1/b1.tar.gz", ChecksumMode: "ENABLED" }));
     const bytes = Buffer.from(await got.Body!.transformToByteArray());
     // The framing is stripped: stored bytes are the payload (velero#9951).
     expect(bytes.equals(streamed)).toBe(true);
     expect(got.ChecksumCRC32).toBe(crc32b64(streamed));
     expect(got.ETag).toBe(`"${md5hex(streamed)}"`);
+    // The client's own Content-Encoding is kept; the aws-chunked transfer coding is not.
+    expect(got.ContentEncoding).toBe("gzip");
 
     const head = await sdk.send(new HeadObjectCommand({ Bucket: "velero", Key: "backups/b1/velero-backup.json" }));
     expect(head).toMatchObject({ ContentLength: 1000, ContentType: "application/json", Metadata: { owner: "ops" }, ETag: `"${md5hex(small)}"` });
