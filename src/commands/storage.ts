@@ -13,7 +13,7 @@ import { LVP_PORT, signLvpUrl } from "../storage/lvpSignature.js";
 import { createStorageMetrics } from "../storage/metrics.js";
 import { loadKubeConfig } from "../kube/loadConfig.js";
 import { keyFromEnv, keyFromFile, keyFromSecret, type SigningKeySource } from "../storage/signingKeys.js";
-import { DEFAULT_MAX_OBJECT_BYTES, ObjectStore, type Durability } from "../storage/store.js";
+import { ObjectStore, type Durability } from "../storage/store.js";
 import { parseCredentials, watchCredentials } from "../s3/credentials.js";
 import { MultipartUploads } from "../s3/multipart.js";
 import { S3_MAX_HEADER_BYTES, s3Handler } from "../s3/server.js";
@@ -219,7 +219,6 @@ async function serveStorage(options: ServeOptions): Promise<void> {
       region: options.region === "us-east-1" ? "" : options.region,
       allowBucketChanges: options.bucketChanges,
       publicHosts,
-      maxObjectBytes: DEFAULT_MAX_OBJECT_BYTES,
     });
     const server = await listenDualStack(s3Address, handler, tls, { idleTimeoutMs, requestTimeoutMs, deferContinue: true, maxHeaderSize: S3_MAX_HEADER_BYTES });
     servers.push(server);

@@ -212,7 +212,7 @@ export const OPERATIONS: Record<Operation, (c: RequestContext) => Promise<void>>
   PutObject: async (c) => {
     refuseUnsupportedWriteHeaders(c);
     const userMetadata = userMetadataOf(c.req);
-    const incoming = incomingBody({ header: c.header, stream: c.req }, c.auth, c.options.maxObjectBytes);
+    const incoming = incomingBody({ header: c.header, stream: c.req }, c.auth, c.options.store.maxObjectBytes);
     await requireBucket(c);
     continueUpload(c);
     const result = await c.options.store.put(c.route.bucket, c.route.key, incoming.body, {
@@ -285,7 +285,7 @@ export const OPERATIONS: Record<Operation, (c: RequestContext) => Promise<void>>
   UploadPart: async (c) => {
     const uploadId = param(c.route.query, "uploadId") ?? "";
     const partNumber = Number(param(c.route.query, "partNumber"));
-    const incoming = incomingBody({ header: c.header, stream: c.req }, c.auth, c.options.maxObjectBytes);
+    const incoming = incomingBody({ header: c.header, stream: c.req }, c.auth, c.options.store.maxObjectBytes);
     // Refuse unknown uploads before the body is sent (Expect: 100-continue).
     await c.options.uploads.check(c.route.bucket, c.route.key, uploadId);
     continueUpload(c);

@@ -24,7 +24,6 @@ export interface S3ServerOptions {
   allowBucketChanges: boolean;
   /** host[:port] of --public-url: signatures made for it verify even when a proxy rewrote Host. */
   publicHosts?: readonly string[];
-  maxObjectBytes: number;
   now?: () => Date;
 }
 

@@ -110,7 +110,8 @@ export class ObjectStore {
   private readonly metadata: MetadataCache;
   private readonly pool: HashPool;
   private readonly ownPool: boolean;
-  private readonly maxObjectBytes: number;
+  /** The largest object a put accepts (S3: 5 GiB for one PUT or part). */
+  readonly maxObjectBytes: number;
   private readonly stops: Array<() => void> = [];
   private tmpDir = "";
 

@@ -9,7 +9,7 @@ import { listen, type RunningServer } from "../../src/server/http.js";
 import { createLogger } from "../../src/server/logger.js";
 import { createMetricsRegistry } from "../../src/server/metrics.js";
 import { createStorageMetrics } from "../../src/storage/metrics.js";
-import { DEFAULT_MAX_OBJECT_BYTES, ObjectStore } from "../../src/storage/store.js";
+import { ObjectStore } from "../../src/storage/store.js";
 
 /** The key pair every S3 test signs with. */
 export const ACCESS_KEY = "AKIAAPPSNAPSHOTSTEST";
@@ -38,6 +38,8 @@ export interface StartOptions {
   now?: () => Date;
   idleTimeoutMs?: number;
   minPartBytes?: number;
+  /** The store's object size limit (default: S3's 5 GiB). */
+  maxObjectBytes?: number;
   overrides?: Partial<S3ServerOptions>;
 }
 
@@ -48,7 +50,7 @@ export async function startS3(options: StartOptions = {}): Promise<S3TestServer>
   const { mkdirSync } = await import("node:fs");
   mkdirSync(root);
   const log = createLogger({ level: process.env.S3_TEST_LOG === "1" ? "debug" : "silent" });
-  const store = await ObjectStore.open(root, { log });
+  const store = await ObjectStore.open(root, { log, maxObjectBytes: options.maxObjectBytes });
   for (const bucket of options.buckets ?? []) await store.createBucket(bucket);
   const uploads = await MultipartUploads.open(store, { hashPool: store.hashPool, durability: "full", log, minPartBytes: options.minPartBytes });
   const metrics = createStorageMetrics(createMetricsRegistry());
@@ -70,7 +72,6 @@ export async function startS3(options: StartOptions = {}): Promise<S3TestServer>
     domains: [],
     region: "",
     allowBucketChanges: true,
-    maxObjectBytes: DEFAULT_MAX_OBJECT_BYTES,
     now: options.now,
     ...options.overrides,
   });
