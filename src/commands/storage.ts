@@ -16,7 +16,7 @@ import { keyFromEnv, keyFromFile, keyFromSecret, type SigningKeySource } from ".
 import { ObjectStore, type Durability } from "../storage/store.js";
 import { parseCredentials, watchCredentials } from "../s3/credentials.js";
 import { MultipartUploads } from "../s3/multipart.js";
-import { S3_MAX_HEADER_BYTES, s3Handler } from "../s3/server.js";
+import { DEFAULT_MAX_UPLOADS, S3_MAX_HEADER_BYTES, s3Handler } from "../s3/server.js";
 import { MAX_PRESIGNED_SECONDS, presignGet } from "../s3/sigv4.js";
 import { parseGoDuration } from "../velero/duration.js";
 import { collect } from "./options.js";
@@ -42,6 +42,7 @@ interface ServeOptions extends KeyOptions {
   s3IdleTimeout: string;
   s3RequestTimeout: string;
   multipartMaxAge: string;
+  maxUploads: string;
   publicUrl?: string;
   healthListen: string;
   durability: string;
@@ -96,6 +97,7 @@ export function registerStorage(program: Command): void {
       .option("--no-bucket-changes", "refuse CreateBucket and DeleteBucket (buckets are folders an admin creates)")
       .option("--s3-idle-timeout <duration>", "cut a connection that stalls this long mid-request (Go duration)", "2m")
       .option("--s3-request-timeout <duration>", "the longest a request (a 5 GiB upload included) may take (Go duration)", "1h")
+      .option("--max-uploads <n>", "uploads written at once; more get 503 SlowDown, which S3 clients retry (bounds memory)", String(DEFAULT_MAX_UPLOADS))
       .option("--multipart-max-age <duration>", "abort multipart uploads idle this long (Go duration)", "24h")
       .option("--lvp-issued-host <host:port>", "a host:port signed URLs may name besides the request's Host; repeatable (default: $POD_IP:3000, what LVP puts in its URLs)", collect)
       .option("--health-listen <[host]:port>", "plain-HTTP /healthz, /readyz, /metrics, or none", "127.0.0.1:8080")
@@ -185,6 +187,8 @@ async function serveStorage(options: ServeOptions): Promise<void> {
   const requestTimeoutMs = durationMs(options.s3RequestTimeout, "--s3-request-timeout");
   const multipartMaxAgeMs = durationMs(options.multipartMaxAge, "--multipart-max-age");
   const publicHosts = options.publicUrl ? [publicHost(options.publicUrl)] : [];
+  const maxUploads = Number(options.maxUploads);
+  if (!Number.isInteger(maxUploads) || maxUploads < 1) throw new Error(`--max-uploads must be a positive integer, not "${options.maxUploads}"`);
   const credentials = options.credentials && s3Address ? watchCredentials(options.credentials, log) : undefined;
 
   const store = await openStore(options, durability, log);
@@ -219,6 +223,7 @@ async function serveStorage(options: ServeOptions): Promise<void> {
       region: options.region === "us-east-1" ? "" : options.region,
       allowBucketChanges: options.bucketChanges,
       publicHosts,
+      maxUploads,
     });
     const server = await listenDualStack(s3Address, handler, tls, { idleTimeoutMs, requestTimeoutMs, deferContinue: true, maxHeaderSize: S3_MAX_HEADER_BYTES });
     servers.push(server);

@@ -22,10 +22,19 @@ export interface S3ServerOptions {
   /** What GetBucketLocation answers; empty means us-east-1. Requests signed for any region are accepted. */
   region: string;
   allowBucketChanges: boolean;
+  /**
+   * Uploads (bodies written to disk) served at once; more get 503 SlowDown, which every S3 client
+   * retries with backoff. Each holds a few MiB of staging buffers, so this bounds memory.
+   */
+  maxUploads?: number;
   /** host[:port] of --public-url: signatures made for it verify even when a proxy rewrote Host. */
   publicHosts?: readonly string[];
   now?: () => Date;
 }
+
+/** Operations that write a body to disk: the ones --max-uploads counts. */
+const UPLOADS: ReadonlySet<Operation> = new Set(["PutObject", "UploadPart", "CopyObject", "CompleteMultipartUpload"]);
+export const DEFAULT_MAX_UPLOADS = 64;
 
 /** A request target longer than this is refused (S3 keys are at most 1024 bytes, even percent-encoded that fits). */
 const MAX_TARGET_BYTES = 16 * 1024;
@@ -43,6 +52,8 @@ export const S3_MAX_HEADER_BYTES = 64 * 1024;
 export function s3Handler(options: S3ServerOptions): http.RequestListener {
   const { log, metrics } = options;
   const now = options.now ?? (() => new Date());
+  const maxUploads = options.maxUploads ?? DEFAULT_MAX_UPLOADS;
+  let uploading = 0;
 
   return (req, res) => {
     const started = performance.now();
@@ -66,7 +77,16 @@ export function s3Handler(options: S3ServerOptions): http.RequestListener {
         alternateHosts: options.publicHosts,
       });
       const context: RequestContext = { req, res, route: routed, auth, header, options, requestId, now: now() };
-      await OPERATIONS[routed.operation](context);
+      if (!UPLOADS.has(routed.operation)) return OPERATIONS[routed.operation](context);
+      if (uploading >= maxUploads) {
+        throw new S3Error("SlowDown", `Please reduce your request rate: ${maxUploads} uploads are in progress`);
+      }
+      uploading++;
+      try {
+        await OPERATIONS[routed.operation](context);
+      } finally {
+        uploading--;
+      }
     };
     serve().catch((err: unknown) => {
       const error = toS3Error(err);
