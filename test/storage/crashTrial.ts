@@ -16,13 +16,13 @@ const fromSource = import.meta.url.endsWith(".ts");
 const repo = fromSource ? join(here, "..", "..") : join(here, "..", "..", "..");
 const setpriv = ["/usr/bin/setpriv", "/bin/setpriv"].find((file) => existsSync(file));
 
-/** The compiled writer child. Under vitest (running the .ts sources) it must be built and not older than its sources. */
-export function writerScript(): string {
-  const script = fromSource ? join(repo, "dist", "test", "storage", "crashWriter.js") : join(here, "crashWriter.js");
+/** A compiled writer child. Under vitest (running the .ts sources) it must be built and not older than its sources. */
+export function writerScript(name = "crashWriter.js"): string {
+  const script = fromSource ? join(repo, "dist", "test", "storage", name) : join(here, name);
   const built = statSync(script, { throwIfNoEntry: false });
   if (!built) throw new Error(`${script} is missing: run npx tsc -p tsconfig.build.json first`);
   if (fromSource) {
-    const sources = [join(repo, "test", "storage"), join(repo, "src", "storage")].flatMap((dir) => listTs(dir));
+    const sources = [join(repo, "test", "storage"), join(repo, "src", "storage"), join(repo, "src", "s3")].flatMap((dir) => listTs(dir));
     const stale = sources.filter((file) => statSync(file).mtimeMs > built.mtimeMs);
     if (stale.length > 0) throw new Error(`${script} is older than ${stale.join(", ")}: run npx tsc -p tsconfig.build.json first`);
   }
@@ -91,13 +91,13 @@ export async function runTrial(options: TrialOptions): Promise<TrialResult> {
   return result;
 }
 
-interface ChildRun {
+export interface ChildRun {
   lines: string[];
   violations: string[];
 }
 
-/** Runs the writer until `killDelayMs` after its first START, then SIGKILLs it; returns its log lines. */
-async function runChild(script: string, root: string, seed: string, firstVersion: number, killDelayMs: number, startTimeoutMs: number): Promise<ChildRun> {
+/** Runs a writer child (args: root seed firstVersion) until `killDelayMs` after its first START, then SIGKILLs it; returns its log lines. */
+export async function runChild(script: string, root: string, seed: string, firstVersion: number, killDelayMs: number, startTimeoutMs: number): Promise<ChildRun> {
   const args = [script, root, seed, String(firstVersion)];
   // With setpriv the kernel kills the child if we die first, so no writer outlives the test.
   const [file, argv] = setpriv ? [setpriv, ["--pdeathsig", "SIGKILL", "--", process.execPath, ...args]] : [process.execPath, args];
