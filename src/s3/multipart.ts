@@ -208,6 +208,6 @@ export class MultipartUploads {
   }
 }
 
-function checkPartNumber(n: number): void {
+export function checkPartNumber(n: number): void {
   if (!Number.isInteger(n) || n < 1 || n > MAX_PART_NUMBER) throw new S3Error("InvalidArgument", `Part number must be an integer between 1 and ${MAX_PART_NUMBER}, inclusive`);
 }

@@ -9,6 +9,7 @@ import type { ObjectInfo, OpenObject } from "../storage/store.js";
 import { S3Error } from "./errors.js";
 import { CHECKSUM_ALGORITHMS, incomingBody } from "./payload.js";
 import { param, type Operation, type Route } from "./routing.js";
+import { checkPartNumber } from "./multipart.js";
 import type { S3ServerOptions } from "./server.js";
 import type { AuthContext } from "./sigv4.js";
 import { escapeXml, listOf, MAX_XML_BYTES, parseXml, S3_NAMESPACE, textOf, xmlDocument, type XmlNode } from "./xml.js";
@@ -197,8 +198,7 @@ export const OPERATIONS: Record<Operation, (c: RequestContext) => Promise<void>>
         await c.options.store.delete(c.route.bucket, key);
         if (!quiet) results.push(["Deleted", [["Key", key]]]);
       } catch (err) {
-        const gone = err instanceof StorageError && (err.code === "NoSuchKey" || err.code === "KeyConflict" || err.code === "InvalidKey");
-        const error = gone ? undefined : toDeleteError(err);
+        const error = isAbsent(err) ? undefined : toDeleteError(err);
         if (!error && !quiet) results.push(["Deleted", [["Key", key]]]);
         if (error) results.push(["Error", [["Key", key], ["Code", error.code], ["Message", error.message]]]);
       }
@@ -256,9 +256,7 @@ export const OPERATIONS: Record<Operation, (c: RequestContext) => Promise<void>>
     await requireBucket(c);
     await c.options.store.delete(c.route.bucket, c.route.key).catch((err: unknown) => {
       // Deleting what is not there succeeds in S3 (and minio-go insists on 204).
-      // A key the store cannot hold (e.g. a "folder/" marker) cannot exist either.
-      if (err instanceof StorageError && (err.code === "NoSuchKey" || err.code === "KeyConflict" || err.code === "InvalidKey")) return;
-      throw err;
+      if (!isAbsent(err)) throw err;
     });
     c.res.statusCode = 204;
     c.res.end();
@@ -285,6 +283,7 @@ export const OPERATIONS: Record<Operation, (c: RequestContext) => Promise<void>>
   UploadPart: async (c) => {
     const uploadId = param(c.route.query, "uploadId") ?? "";
     const partNumber = Number(param(c.route.query, "partNumber"));
+    checkPartNumber(partNumber);
     const incoming = incomingBody({ header: c.header, stream: c.req }, c.auth, c.options.store.maxObjectBytes);
     // Refuse unknown uploads before the body is sent (Expect: 100-continue).
     await c.options.uploads.check(c.route.bucket, c.route.key, uploadId);
@@ -598,6 +597,11 @@ function contents(objects: ListedObject[], encode: (s: string) => string, owner:
       ],
     ],
   );
+}
+
+/** A delete of this key finds nothing: it is missing, or a key the store cannot hold (e.g. a "folder/" marker). */
+function isAbsent(err: unknown): boolean {
+  return err instanceof StorageError && (err.code === "NoSuchKey" || err.code === "KeyConflict" || err.code === "InvalidKey");
 }
 
 function toDeleteError(err: unknown): { code: string; message: string } {
