@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
-import { realpath } from "node:fs/promises";
 import { join } from "node:path";
 import { errnoOf } from "./errors.js";
+import { realpathNative } from "./fd.js";
 
 /**
  * The one hidden folder under the root for everything that is not an object: temp files and
@@ -59,7 +59,7 @@ export type Confinement = "inside" | "missing" | "escapes" | "not-a-directory";
  */
 export async function confine(lexical: string): Promise<Confinement> {
   try {
-    return (await realpath(lexical)) === lexical ? "inside" : "escapes";
+    return (await realpathNative(lexical)) === lexical ? "inside" : "escapes";
   } catch (err) {
     const code = errnoOf(err);
     if (code === "ENOENT") return "missing";

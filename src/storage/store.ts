@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import type { BigIntStats } from "node:fs";
-import { constants } from "node:fs";
+import { constants, createReadStream } from "node:fs";
 import { lstat, mkdir, open, readdir, realpath, rename, rm, rmdir, type FileHandle } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname, join, relative } from "node:path";
@@ -8,6 +8,7 @@ import type { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Logger } from "../server/logger.js";
 import { errnoOf, fromFsError, StorageError } from "./errors.js";
+import { closeFd, fstatFd, openFd, readFd } from "./fd.js";
 import { HashPool, type HashAlgorithm } from "./hashPool.js";
 import { reclaimTemp, startHeartbeat, sweepMetadata } from "./janitor.js";
 import { bucketNameProblem, keyProblem, printable } from "./keys.js";
@@ -333,9 +334,9 @@ export class ObjectStore {
       return new StorageError("NoSuchKey", `no object "${printable(key)}" in bucket "${bucket}"`);
     };
     if ((await confine(dirname(path))) !== "inside") throw await missing();
-    let file: FileHandle;
+    let fd: number;
     try {
-      file = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+      fd = await openFd(path, constants.O_RDONLY | constants.O_NOFOLLOW);
     } catch (err) {
       const code = errnoOf(err);
       if (code === "ENOENT" || code === "ELOOP" || code === "ENOTDIR") throw await missing();
@@ -345,20 +346,21 @@ export class ObjectStore {
     let record: MetadataRecord | undefined;
     let replaced = false;
     try {
-      stats = await file.stat({ bigint: true });
+      stats = await fstatFd(fd);
       if (!stats.isFile()) throw await missing();
       record = await this.metadata.lookup(bucket, key, stats);
       // An overwrite or delete removes the old version's record right after its rename or unlink;
       // a miss on a file that is no longer at the path means it was replaced: open the current one.
       if (!record && attempt < OPEN_ATTEMPTS) replaced = !(await isAtPath(path, stats));
     } catch (err) {
-      await file.close().catch(() => undefined);
+      await closeFd(fd).catch(() => undefined);
       throw errnoOf(err) ? fromFsError(err, `reading object "${printable(key)}"`, path) : err;
     }
     if (replaced) {
-      await file.close().catch(() => undefined);
+      await closeFd(fd).catch(() => undefined);
       return this.openVersion(bucket, key, attempt + 1);
     }
+    const truncated = () => new StorageError("Io", `object "${printable(key)}" ended early (truncated behind the store's back)`, path);
     const info: ObjectInfo = record
       ? this.info(bucket, key, record)
       : { bucket, key, size: Number(stats.size), lastModified: new Date(Number(stats.mtimeMs)), contentType: DEFAULT_CONTENT_TYPE, userMetadata: {}, checksums: {} };
@@ -368,7 +370,7 @@ export class ObjectStore {
       stream(range) {
         if (used) throw new Error("stream() called twice");
         used = true;
-        return file.createReadStream({ start: range?.start ?? 0, ...(range ? { end: range.end } : {}), highWaterMark: READ_BUFFER_BYTES });
+        return createReadStream(path, { fd, autoClose: true, start: range?.start ?? 0, ...(range ? { end: range.end } : {}), highWaterMark: READ_BUFFER_BYTES });
       },
       async read(range) {
         if (used) throw new Error("read() after stream() or close()");
@@ -376,28 +378,28 @@ export class ObjectStore {
         try {
           const bytes = Buffer.allocUnsafe(range.end - range.start + 1);
           for (let done = 0; done < bytes.length; ) {
-            const { bytesRead } = await file.read(bytes, done, bytes.length - done, range.start + done);
-            if (bytesRead === 0) throw new StorageError("Io", `object "${printable(key)}" ended early (truncated behind the store's back)`, path);
+            const bytesRead = await readFd(fd, bytes, done, bytes.length - done, range.start + done);
+            if (bytesRead === 0) throw truncated();
             done += bytesRead;
           }
           return bytes;
         } finally {
-          await file.close();
+          await closeFd(fd);
         }
       },
       async copyTo(out, range) {
         if (used) throw new Error("copyTo() after stream(), read() or close()");
         used = true;
         try {
-          return await copyRange(file, out, range, () => new StorageError("Io", `object "${printable(key)}" ended early (truncated behind the store's back)`, path));
+          return await copyRange(fd, out, range, truncated);
         } finally {
-          await file.close();
+          await closeFd(fd);
         }
       },
       async close() {
         if (used) return;
         used = true;
-        await file.close();
+        await closeFd(fd);
       },
     };
   }
@@ -651,7 +653,7 @@ const COPY_BUFFERS = 3;
  * refilled only after the writable reports its previous contents flushed, which is also the
  * backpressure. Stops with an error when `out` closes early (the client went away).
  */
-async function copyRange(file: FileHandle, out: Writable, range: { start: number; end: number }, truncated: () => Error): Promise<number> {
+async function copyRange(fd: number, out: Writable, range: { start: number; end: number }, truncated: () => Error): Promise<number> {
   const buffers = Array.from({ length: COPY_BUFFERS }, () => Buffer.allocUnsafe(READ_BUFFER_BYTES));
   const flushed: Array<Promise<void> | undefined> = new Array<Promise<void> | undefined>(COPY_BUFFERS).fill(undefined);
   let closed: (err: Error) => void = () => undefined;
@@ -664,7 +666,7 @@ async function copyRange(file: FileHandle, out: Writable, range: { start: number
     for (let i = 0; position <= range.end; i = (i + 1) % COPY_BUFFERS) {
       await Promise.race([flushed[i], gone]);
       const buffer = buffers[i]!;
-      const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, range.end - position + 1), position);
+      const bytesRead = await readFd(fd, buffer, 0, Math.min(buffer.length, range.end - position + 1), position);
       if (bytesRead === 0) throw truncated();
       const chunk = buffer.subarray(0, bytesRead);
       flushed[i] = new Promise<void>((resolve, reject) => out.write(chunk, (err) => (err ? reject(err) : resolve())));
