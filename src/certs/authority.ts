@@ -10,6 +10,8 @@ export interface KeyPair {
 export interface CaOptions {
   commonName: string;
   validityDays?: number;
+  /** Lifetime in seconds; overrides validityDays (rotation tests use seconds). */
+  validitySeconds?: number;
   now?: Date;
 }
 
@@ -23,10 +25,13 @@ export interface LeafOptions {
   validityDays?: number;
   /** Lifetime in seconds; overrides validityDays (rotation tests use seconds). */
   validitySeconds?: number;
+  /** Never valid beyond this instant (a leaf must not outlive the CA that signed it). */
+  notAfter?: Date;
   now?: Date;
 }
 
-const CLOCK_SKEW_MS = 60_000;
+/** Certificates start this long before they are issued, so a peer whose clock is slightly behind accepts them. */
+export const CLOCK_SKEW_MS = 60_000;
 
 /** RSA-2048 through Node's native generator: node-forge's pure-JS one takes seconds per key. */
 export function generateRsaKey(): forge.pki.rsa.KeyPair {
@@ -44,10 +49,10 @@ function randomSerial(): string {
   return bytes.toString("hex");
 }
 
-function validity(cert: forge.pki.Certificate, now: Date, seconds: number): void {
-  // Backdate a minute so a peer whose clock is slightly behind still accepts a fresh certificate.
+function validity(cert: forge.pki.Certificate, now: Date, seconds: number, cap?: Date): void {
   cert.validity.notBefore = new Date(now.getTime() - CLOCK_SKEW_MS);
-  cert.validity.notAfter = new Date(now.getTime() + seconds * 1000);
+  const notAfter = now.getTime() + seconds * 1000;
+  cert.validity.notAfter = new Date(cap ? Math.min(notAfter, cap.getTime()) : notAfter);
 }
 
 export function createCa(options: CaOptions): KeyPair {
@@ -55,7 +60,7 @@ export function createCa(options: CaOptions): KeyPair {
   const cert = forge.pki.createCertificate();
   cert.publicKey = keys.publicKey;
   cert.serialNumber = randomSerial();
-  validity(cert, options.now ?? new Date(), (options.validityDays ?? 3650) * 86_400);
+  validity(cert, options.now ?? new Date(), options.validitySeconds ?? (options.validityDays ?? 3650) * 86_400);
   const subject = [{ name: "commonName", value: options.commonName }];
   cert.setSubject(subject);
   cert.setIssuer(subject);
@@ -75,7 +80,7 @@ export function issueCertificate(ca: KeyPair, options: LeafOptions): KeyPair {
   const cert = forge.pki.createCertificate();
   cert.publicKey = keys.publicKey;
   cert.serialNumber = randomSerial();
-  validity(cert, options.now ?? new Date(), options.validitySeconds ?? (options.validityDays ?? 365) * 86_400);
+  validity(cert, options.now ?? new Date(), options.validitySeconds ?? (options.validityDays ?? 365) * 86_400, options.notAfter);
   cert.setSubject([
     { name: "commonName", value: options.commonName },
     ...(options.organizations ?? []).map((value) => ({ name: "organizationName", value })),

@@ -19,7 +19,7 @@ import { MultipartUploads } from "../s3/multipart.js";
 import { DEFAULT_MAX_UPLOADS, S3_MAX_HEADER_BYTES, s3Handler } from "../s3/server.js";
 import { MAX_PRESIGNED_SECONDS, presignGet } from "../s3/sigv4.js";
 import { parseGoDuration } from "../velero/duration.js";
-import { collect } from "./options.js";
+import { collect, durationMs } from "./options.js";
 
 /** LVP's mount point, which its sidecar uses when MOUNT_POINT is unset. */
 const LVP_DEFAULT_ROOT = "/var/velero-local-volume-provider";
@@ -52,6 +52,7 @@ interface ServeOptions extends KeyOptions {
   tlsCert?: string;
   tlsKey?: string;
   drainDelay: string;
+  bucket?: string[];
 }
 
 interface SignOptions extends KeyOptions {
@@ -94,6 +95,7 @@ export function registerStorage(program: Command): void {
       .option("--public-url <url>", "the S3 endpoint as clients outside the cluster reach it (Velero's publicUrl): its presigned URLs verify even when an ingress rewrites Host")
       .option("--s3-domain <domain>", "virtual-host style for Hosts <bucket>.<domain>; repeatable (path style always works)", collect)
       .option("--region <name>", "the region GetBucketLocation reports (requests signed for any region are accepted)", "us-east-1")
+      .option("--bucket <name>", "create this bucket (a top-level folder) at start-up if it is missing; repeatable", collect)
       .option("--no-bucket-changes", "refuse CreateBucket and DeleteBucket (buckets are folders an admin creates)")
       .option("--s3-idle-timeout <duration>", "cut a connection that stalls this long mid-request (Go duration)", "2m")
       .option("--s3-request-timeout <duration>", "the longest a request (a 5 GiB upload included) may take (Go duration)", "1h")
@@ -165,12 +167,6 @@ function publicHost(url: string): string {
   return parsed.host;
 }
 
-function durationMs(text: string, flag: string): number {
-  const ns = parseGoDuration(text);
-  if (ns === undefined || ns < 0) throw new Error(`${flag} "${text}" is not a Go duration like 2m`);
-  return ns / 1e6;
-}
-
 async function serveStorage(options: ServeOptions): Promise<void> {
   const log = createLogger();
   const durability = parseDurability(options.durability);
@@ -192,6 +188,15 @@ async function serveStorage(options: ServeOptions): Promise<void> {
   const credentials = options.credentials && s3Address ? watchCredentials(options.credentials, log) : undefined;
 
   const store = await openStore(options, durability, log);
+  for (const bucket of options.bucket ?? []) {
+    try {
+      await store.createBucket(bucket);
+      log.info({ bucket }, "created bucket");
+    } catch (err) {
+      // Already there (or made a moment ago by another replica sharing the root): nothing to do.
+      if (!(err instanceof StorageError && err.code === "BucketAlreadyExists")) throw err;
+    }
+  }
   const registry = createMetricsRegistry();
   const metrics = createStorageMetrics(registry);
   const lifecycle = new Lifecycle(log, { drainDelayMs: Number(options.drainDelay) });

@@ -1,3 +1,4 @@
+import { hostname } from "node:os";
 import type { Command } from "commander";
 import { admissionApp } from "../admission/server.js";
 import { createAdmissionMetrics } from "../admission/metrics.js";
@@ -11,11 +12,62 @@ import { createMetricsRegistry } from "../server/metrics.js";
 import { readTlsFiles, watchTlsFiles } from "../server/tlsFiles.js";
 import type { ClusterState } from "../admission/state.js";
 import { loadStateFiles } from "./stateFiles.js";
-import { collect } from "./options.js";
+import { collect, durationMs } from "./options.js";
+import type { SelfManagedOptions } from "../certs/selfManaged.js";
+import type { TlsMaterial } from "../server/http.js";
+
+type TlsMode =
+  | { mode: "files"; certFile: string; keyFile: string }
+  | { mode: "secret"; options: Omit<SelfManagedOptions, "kc" | "log" | "registry" | "onCertificates"> };
+
+/** Which certificate source the flags select; every inconsistency is refused before anything starts. */
+export function tlsMode(options: WebhookOptions, namespace: string | undefined): TlsMode {
+  const files = options.tlsCert !== undefined || options.tlsKey !== undefined;
+  if (files && options.tlsSecret) throw new Error("give either --tls-cert/--tls-key or --tls-secret, not both");
+  if (files) {
+    if (!options.tlsCert || !options.tlsKey) throw new Error("--tls-cert and --tls-key go together");
+    return { mode: "files", certFile: options.tlsCert, keyFile: options.tlsKey };
+  }
+  if (!options.tlsSecret) throw new Error("no serving certificate: give --tls-cert and --tls-key, or --tls-secret for self-managed certificates");
+  if (!namespace) throw new Error("--tls-secret needs the webhook's namespace: give --namespace or set POD_NAMESPACE");
+  if (options.certDns.length + options.certIp.length === 0) throw new Error("--tls-secret needs the certificate's names: give --cert-dns and/or --cert-ip");
+  const caLifetimeMs = durationMs(options.caLifetime, "--ca-lifetime");
+  const certLifetimeMs = durationMs(options.certLifetime, "--cert-lifetime");
+  const leaseMs = durationMs(options.leaseDuration, "--lease-duration");
+  if (certLifetimeMs < 3_000) throw new Error("--cert-lifetime must be at least 3s");
+  if (caLifetimeMs < certLifetimeMs) throw new Error("--ca-lifetime must be at least --cert-lifetime");
+  if (leaseMs < 2_000) throw new Error("--lease-duration must be at least 2s");
+  return {
+    mode: "secret",
+    options: {
+      namespace,
+      secretName: options.tlsSecret,
+      leaseName: options.lease ?? `${options.tlsSecret}-leader`,
+      identity: process.env.POD_NAME ?? `${hostname()}-${process.pid}`,
+      webhookConfigurations: [
+        ...options.mutatingWebhookConfiguration.map((name) => ({ kind: "MutatingWebhookConfiguration" as const, name })),
+        ...options.validatingWebhookConfiguration.map((name) => ({ kind: "ValidatingWebhookConfiguration" as const, name })),
+      ],
+      settings: { caLifetimeMs, certLifetimeMs, dnsNames: options.certDns, ipAddresses: options.certIp, publishDelayMs: durationMs(options.caPublishDelay, "--ca-publish-delay") },
+      // client-go's proportions: renew deadline 2/3 and retry period 2/15 of the lease duration.
+      lease: { durationSeconds: Math.ceil(leaseMs / 1000), renewDeadlineMs: (leaseMs * 2) / 3, retryPeriodMs: (leaseMs * 2) / 15 },
+    },
+  };
+}
 
 interface WebhookOptions {
-  tlsCert: string;
-  tlsKey: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsSecret?: string;
+  certDns: string[];
+  certIp: string[];
+  lease?: string;
+  leaseDuration: string;
+  mutatingWebhookConfiguration: string[];
+  validatingWebhookConfiguration: string[];
+  caLifetime: string;
+  certLifetime: string;
+  caPublishDelay: string;
   host: string;
   port: string;
   healthPort: string;
@@ -29,8 +81,18 @@ export function registerWebhook(program: Command): void {
   program
     .command("webhook")
     .description("serve the admission webhooks (POST /mutate/pods, POST /validate/velero) over HTTPS, with state from the cluster")
-    .requiredOption("--tls-cert <file>", "serving certificate (PEM); reloaded when it changes")
-    .requiredOption("--tls-key <file>", "serving key (PEM); reloaded when it changes")
+    .option("--tls-cert <file>", "serving certificate (PEM); reloaded when it changes (or use --tls-secret)")
+    .option("--tls-key <file>", "serving key (PEM); reloaded when it changes")
+    .option("--tls-secret <name>", "self-managed TLS: keep a CA and serving certificate in this Secret of --namespace (created and renewed by the replica holding --lease), served from it with hot reload")
+    .option("--cert-dns <name>", "with --tls-secret: a DNS name of the serving certificate; repeatable", collect, [])
+    .option("--cert-ip <address>", "with --tls-secret: an IP address of the serving certificate; repeatable", collect, [])
+    .option("--lease <name>", "with --tls-secret: the Lease that elects the replica managing certificates (default: <tls-secret>-leader)")
+    .option("--lease-duration <duration>", "with --tls-secret: how long a silent leader keeps the Lease (Go duration)", "15s")
+    .option("--mutating-webhook-configuration <name>", "with --tls-secret: our MutatingWebhookConfiguration, whose caBundle is kept current; repeatable", collect, [])
+    .option("--validating-webhook-configuration <name>", "with --tls-secret: our ValidatingWebhookConfiguration, whose caBundle is kept current; repeatable", collect, [])
+    .option("--ca-lifetime <duration>", "with --tls-secret: CA validity; a successor is made when a third is left, and both are trusted until the old one expires", "8760h")
+    .option("--cert-lifetime <duration>", "with --tls-secret: serving certificate validity; renewed at two-thirds", "168h")
+    .option("--ca-publish-delay <duration>", "with --tls-secret: how long a new CA must be in every caBundle before certificates it signed are served", "10s")
     .option("--host <address>", "address to listen on", "127.0.0.1")
     .option("--port <port>", "HTTPS port", "8443")
     .option("--health-port <port>", "plain-HTTP port for /healthz, /readyz, /metrics", "8080")
@@ -44,6 +106,7 @@ export function registerWebhook(program: Command): void {
       const metrics = createAdmissionMetrics(registry);
       const lifecycle = new Lifecycle(log, { drainDelayMs: Number(options.drainDelay) });
       const namespace = options.namespace ?? process.env.POD_NAMESPACE;
+      const tls = tlsMode(options, namespace);
       const countPolicies = (snapshot: ClusterState) => {
         metrics.policies.set({ kind: "SnapshotPolicy" }, [...snapshot.policiesByNamespace.values()].reduce((n, l) => n + l.length, 0));
         metrics.policies.set({ kind: "ClusterSnapshotPolicy" }, snapshot.clusterPolicies.length);
@@ -70,15 +133,33 @@ export function registerWebhook(program: Command): void {
       }
 
       await serveHealth(lifecycle, registry, Number(options.healthPort), options.host);
-      const server: RunningServer = await listen({
-        handler: admissionApp({ state: current, log, metrics, ...(prepareVelero ? { prepareVelero } : {}) }),
-        port: Number(options.port),
-        host: options.host,
-        tls: readTlsFiles(options.tlsCert, options.tlsKey),
-      });
-      lifecycle.addServer(server);
-      lifecycle.onShutdown(watchTlsFiles(options.tlsCert, options.tlsKey, (tls) => server.setTls(tls), log));
       lifecycle.installSignalHandlers();
+      let server: RunningServer | undefined;
+      const start = (material: TlsMaterial) =>
+        listen({ handler: admissionApp({ state: current, log, metrics, ...(prepareVelero ? { prepareVelero } : {}) }), port: Number(options.port), host: options.host, tls: material });
+      if (tls.mode === "files") {
+        server = await start(readTlsFiles(tls.certFile, tls.keyFile));
+        lifecycle.onShutdown(watchTlsFiles(tls.certFile, tls.keyFile, (material) => server?.setTls(material), log));
+      } else {
+        // The HTTPS port opens once the Secret holds certificates (made by whichever replica leads).
+        const kc = await loadKubeConfig(options.kubeconfig);
+        const { SelfManagedCertificates } = await import("../certs/selfManaged.js");
+        let first: (material: TlsMaterial) => void = () => undefined;
+        const firstTls = new Promise<TlsMaterial>((resolve) => (first = resolve));
+        const certificates = new SelfManagedCertificates({
+          ...tls.options,
+          kc,
+          log,
+          registry,
+          onCertificates: (material) => (server ? server.setTls(material) : first(material)),
+        });
+        lifecycle.addReadinessCheck("certificates loaded", () => server !== undefined);
+        lifecycle.onShutdown(() => certificates.stop());
+        await certificates.start();
+        server = await start(await firstTls);
+      }
+      if (lifecycle.shuttingDown) await server.close(0);
+      else lifecycle.addServer(server);
       log.info({ url: server.url, health: options.healthPort }, "webhook listening");
     });
 }

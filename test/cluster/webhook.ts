@@ -14,6 +14,8 @@ export interface WebhookProcess {
   readonly caPem: string;
   readonly dir: string;
   readonly logFile: string;
+  /** The running child's pid (undefined when stopped). */
+  pid(): number | undefined;
   start(): Promise<void>;
   stop(): Promise<void>;
   /** Removes the temp dir too. */
@@ -44,19 +46,24 @@ export async function webhookProcess(options: {
   kubeconfigPath: string;
   namespace?: string;
   extraArgs?: string[];
-  /** Existing certificate files (make demo uses certs/); by default a fresh CA and pair in the temp dir. */
-  tls?: { certFile: string; keyFile: string; caPem: string };
+  /**
+   * Existing certificate files (make demo uses certs/); by default a fresh CA and pair in the temp
+   * dir; "self-managed": no files, extraArgs carry --tls-secret and its companions (caPem is then "").
+   */
+  tls?: { certFile: string; keyFile: string; caPem: string } | "self-managed";
+  env?: NodeJS.ProcessEnv;
 }): Promise<WebhookProcess> {
   const dir = mkdtempSync(path.join(os.tmpdir(), "app-snapshots-webhook-"));
   let tls = options.tls;
-  if (!tls) {
+  if (tls === undefined) {
     const ca = createCa({ commonName: "app-snapshots-test-webhook-ca", validityDays: 1 });
     const serving = issueCertificate(ca, { commonName: "app-snapshots-webhook", ipAddresses: ["127.0.0.1"], dnsNames: ["localhost"], usage: "server", validityDays: 1 });
     writeFileSync(path.join(dir, "tls.crt"), serving.certPem);
     writeFileSync(path.join(dir, "tls.key"), serving.keyPem, { mode: 0o600 });
     tls = { certFile: path.join(dir, "tls.crt"), keyFile: path.join(dir, "tls.key"), caPem: ca.certPem };
   }
-  const { certFile, keyFile, caPem } = tls;
+  const fileArgs = tls === "self-managed" ? [] : [`--tls-cert=${tls.certFile}`, `--tls-key=${tls.keyFile}`];
+  const caPem = tls === "self-managed" ? "" : tls.caPem;
   const [port, healthPort] = [await freePort(), await freePort()];
   const logFile = path.join(dir, "webhook.log");
   let child: Child | undefined;
@@ -66,6 +73,7 @@ export async function webhookProcess(options: {
     caPem,
     dir,
     logFile,
+    pid: () => child?.process.pid,
     async start() {
       child = startChild(
         "app-snapshots webhook",
@@ -73,8 +81,7 @@ export async function webhookProcess(options: {
         [
           path.join(repoRoot, "dist", "src", "cli.js"),
           "webhook",
-          `--tls-cert=${certFile}`,
-          `--tls-key=${keyFile}`,
+          ...fileArgs,
           `--port=${port}`,
           `--health-port=${healthPort}`,
           `--kubeconfig=${options.kubeconfigPath}`,
@@ -83,6 +90,7 @@ export async function webhookProcess(options: {
           ...(options.extraArgs ?? []),
         ],
         logFile,
+        options.env,
       );
       await waitFor(`${self.healthUrl}/readyz`, child, 20_000);
     },
@@ -102,7 +110,8 @@ export async function webhookProcess(options: {
 function webhookEntry(name: string, options: MutatingWebhookOptions, rules: object[], failurePolicy: "Ignore" | "Fail", timeoutSeconds: number) {
   return {
     name,
-    clientConfig: { url: options.url, caBundle: Buffer.from(options.caPem).toString("base64") },
+    // No caBundle when caPem is "": a self-managed webhook patches it in itself.
+    clientConfig: { url: options.url, ...(options.caPem ? { caBundle: Buffer.from(options.caPem).toString("base64") } : {}) },
     rules,
     failurePolicy: options.failurePolicy ?? failurePolicy,
     sideEffects: "None",
