@@ -19,6 +19,7 @@ export npm_config_audit := false
 
 BINARIES   := $(BIN)/kube-apiserver-$(KUBERNETES) $(BIN)/kubectl-$(KUBERNETES) $(BIN)/etcd-$(ETCD) $(BIN)/helm-$(HELM)
 VELERO_CRDS := $(CACHE)/crds/velero-$(VELERO)
+CERT_MANAGER_CRDS := $(CACHE)/crds/cert-manager-$(CERT_MANAGER)
 KOPIA_BIN  := $(BIN)/kopia-$(KOPIA)
 S3_CLIENTS := $(CACHE)/s3clients
 
@@ -42,8 +43,14 @@ $(VELERO_CRDS):
 	@dir=$$(cd $(TOOLS_DIR) && go mod download -json github.com/vmware-tanzu/velero@$(VELERO) | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("Dir") or sys.exit("go mod download: " + d.get("Error", "no Dir")))'); \
 	  mkdir -p $@.tmp && cp "$$dir"/config/crd/v1/bases/*.yaml $@.tmp/ && chmod 0644 $@.tmp/*.yaml && mv $@.tmp $@
 
+# Outside our modules (a scratch dir), so the download touches no go.mod of ours.
+$(CERT_MANAGER_CRDS):
+	@echo "fetching cert-manager $(CERT_MANAGER) CRDs from the Go module proxy ..."
+	@scratch=$$(mktemp -d) && dir=$$(cd $$scratch && GOFLAGS=-mod=mod go mod download -json github.com/cert-manager/cert-manager@$(CERT_MANAGER) | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("Dir") or sys.exit("go mod download: " + d.get("Error", "no Dir")))'); \
+	  rm -rf $$scratch && mkdir -p $@.tmp && cp "$$dir"/deploy/crds/cert-manager.io_issuers.yaml "$$dir"/deploy/crds/cert-manager.io_certificates.yaml $@.tmp/ && chmod 0644 $@.tmp/*.yaml && mv $@.tmp $@
+
 .PHONY: tools
-tools: $(BINARIES) $(VELERO_CRDS) ## build kube-apiserver, kubectl, etcd, helm (cached) and fetch the Velero CRDs
+tools: $(BINARIES) $(VELERO_CRDS) $(CERT_MANAGER_CRDS) ## build kube-apiserver, kubectl, etcd, helm (cached) and fetch the Velero and cert-manager CRDs
 
 .PHONY: pin
 pin: ## rewrite test/cluster/tools/go.mod and test/s3/tools/go.mod to the versions in versions.env

@@ -90,7 +90,8 @@ function sansMatch(leaf: CertificateInfo, settings: RotationSettings): boolean {
 /**
  * The next step for the Secret's certificates, a pure function of its contents, the clock and
  * whether the bundle has reached the webhook configurations. Order matters: a broken Secret is
- * replaced; a CA near its end gets a successor (the bundle then holds both); a serving
+ * replaced; a CA near its end gets a successor (the bundle then holds both, and the serving
+ * certificate is re-issued by the old CA to span the publication); a serving
  * certificate from the new CA is issued only once the bundle with it has been published for
  * `publishDelayMs`; serving certificates are renewed at two-thirds of their lifetime or when the
  * names changed; expired CAs leave the bundle.
@@ -153,8 +154,17 @@ export function applyRotation(step: RotationStep, current: TlsSecretData | undef
   switch (step.kind) {
     case "rotate-ca": {
       const ca = newCa();
-      // Newest first; the serving certificate stays as it is until the new bundle is published.
-      return { ...current, "ca.crt": bundlePem([parseCertificate(ca.certPem), ...unexpired]), "signer.crt": ca.certPem, "signer.key": ca.keyPem };
+      // Newest first. The serving certificate is re-issued by the old CA (still trusted everywhere):
+      // a fresh one gives the new bundle the longest possible time to be published before a
+      // certificate from the new CA may be served, as the old CA's key is not kept.
+      const leaf = newLeaf(signer);
+      return {
+        "tls.crt": leaf.certPem,
+        "tls.key": leaf.keyPem,
+        "ca.crt": bundlePem([parseCertificate(ca.certPem), ...unexpired]),
+        "signer.crt": ca.certPem,
+        "signer.key": ca.keyPem,
+      };
     }
     case "issue-leaf": {
       const leaf = newLeaf(signer);

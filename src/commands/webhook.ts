@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import { hostname } from "node:os";
 import type { Command } from "commander";
 import { admissionApp } from "../admission/server.js";
@@ -15,6 +16,9 @@ import { loadStateFiles } from "./stateFiles.js";
 import { collect, durationMs } from "./options.js";
 import type { SelfManagedOptions } from "../certs/selfManaged.js";
 import type { TlsMaterial } from "../server/http.js";
+
+/** RFC 1123 host names (ASCII labels of up to 63 characters, 253 in all), as a certificate SAN must hold them. */
+const DNS_NAME = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/i;
 
 type TlsMode =
   | { mode: "files"; certFile: string; keyFile: string }
@@ -37,18 +41,31 @@ export function tlsMode(options: WebhookOptions, namespace: string | undefined):
   if (certLifetimeMs < 3_000) throw new Error("--cert-lifetime must be at least 3s");
   if (caLifetimeMs < certLifetimeMs) throw new Error("--ca-lifetime must be at least --cert-lifetime");
   if (leaseMs < 2_000) throw new Error("--lease-duration must be at least 2s");
+  const publishDelayMs = durationMs(options.caPublishDelay, "--ca-publish-delay");
+  // After a CA rotation the serving certificate from the old CA (at most min(cert, CA/3) long) must
+  // outlast the publication of the new bundle; a third of it leaves room for lag and a leader change.
+  if (publishDelayMs * 3 > Math.min(certLifetimeMs, caLifetimeMs / 3)) {
+    throw new Error("--ca-publish-delay must be at most a third of the shorter of --cert-lifetime and a third of --ca-lifetime");
+  }
+  for (const name of options.certDns) {
+    if (!DNS_NAME.test(name)) throw new Error(`--cert-dns "${name}" is not a DNS name (ASCII letters, digits and hyphens in dot-separated labels; use punycode for others)`);
+  }
+  for (const ip of options.certIp) {
+    if (isIP(ip) === 0 || (isIP(ip) === 6 && ip.includes("."))) throw new Error(`--cert-ip "${ip}" is not an IPv4 or plain IPv6 address`);
+  }
   return {
     mode: "secret",
     options: {
       namespace,
       secretName: options.tlsSecret,
       leaseName: options.lease ?? `${options.tlsSecret}-leader`,
-      identity: process.env.POD_NAME ?? `${hostname()}-${process.pid}`,
+      // An empty identity would read as "released" to the other replicas.
+      identity: process.env.POD_NAME || `${hostname()}-${process.pid}`,
       webhookConfigurations: [
         ...options.mutatingWebhookConfiguration.map((name) => ({ kind: "MutatingWebhookConfiguration" as const, name })),
         ...options.validatingWebhookConfiguration.map((name) => ({ kind: "ValidatingWebhookConfiguration" as const, name })),
       ],
-      settings: { caLifetimeMs, certLifetimeMs, dnsNames: options.certDns, ipAddresses: options.certIp, publishDelayMs: durationMs(options.caPublishDelay, "--ca-publish-delay") },
+      settings: { caLifetimeMs, certLifetimeMs, dnsNames: options.certDns, ipAddresses: options.certIp, publishDelayMs },
       // client-go's proportions: renew deadline 2/3 and retry period 2/15 of the lease duration.
       lease: { durationSeconds: Math.ceil(leaseMs / 1000), renewDeadlineMs: (leaseMs * 2) / 3, retryPeriodMs: (leaseMs * 2) / 15 },
     },

@@ -52,6 +52,8 @@ export async function webhookProcess(options: {
    */
   tls?: { certFile: string; keyFile: string; caPem: string } | "self-managed";
   env?: NodeJS.ProcessEnv;
+  /** The HTTPS port (default: a free one). */
+  port?: number;
 }): Promise<WebhookProcess> {
   const dir = mkdtempSync(path.join(os.tmpdir(), "app-snapshots-webhook-"));
   let tls = options.tls;
@@ -64,7 +66,7 @@ export async function webhookProcess(options: {
   }
   const fileArgs = tls === "self-managed" ? [] : [`--tls-cert=${tls.certFile}`, `--tls-key=${tls.keyFile}`];
   const caPem = tls === "self-managed" ? "" : tls.caPem;
-  const [port, healthPort] = [await freePort(), await freePort()];
+  const [port, healthPort] = [options.port ?? (await freePort()), await freePort()];
   const logFile = path.join(dir, "webhook.log");
   let child: Child | undefined;
   const self: WebhookProcess = {
