@@ -29,6 +29,8 @@ import { certManagerCrdFiles } from "../../chart/certManagerCrds.js";
 import { chartDir, ciValuesFiles, findObject, getObject, helm, helmLint, helmTemplate, objectsOfKind, renderChart, valuesArgs, type RenderOptions } from "../../chart/helm.js";
 import { installCrdFiles } from "../../cluster/crds.js";
 
+/** The arguments every storage Deployment starts with (the CLI contract); the rest depends on values. */
+const STORAGE_BASE_ARGS = ["storage", "--root=/data", "--s3-listen=:9000", "--credentials=/etc/app-snapshots/credentials/cloud", "--health-listen=:8080"];
 const cluster = inject("cluster");
 const kc = new KubeConfig();
 kc.loadFromFile(cluster.kubeconfigPath);
@@ -388,11 +390,7 @@ describe("defaults (with a hostPath volume)", () => {
     const objects = objectsOf(s.name);
     const deployment = getObject<V1Deployment>(objects, "Deployment", `${name()}-storage`, s.namespace);
     expect(argsOf(deployment)).toEqual([
-      "storage",
-      "--root=/data",
-      "--s3-listen=:9000",
-      "--credentials=/etc/app-snapshots/credentials/cloud",
-      "--health-listen=:8080",
+      ...STORAGE_BASE_ARGS,
       "--region=us-east-1",
       "--bucket=velero",
       "--no-bucket-changes",
@@ -492,11 +490,7 @@ describe("storage modes", () => {
     expect(deployment.spec!.replicas).toBe(2);
     expect(deployment.spec!.strategy).toEqual({ type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } });
     expect(argsOf(deployment)).toEqual([
-      "storage",
-      "--root=/data",
-      "--s3-listen=:9000",
-      "--credentials=/etc/app-snapshots/credentials/cloud",
-      "--health-listen=:8080",
+      ...STORAGE_BASE_ARGS,
       "--region=eu-west-1",
       "--bucket=cluster-backups",
       "--public-url=https://backups.example.com",
