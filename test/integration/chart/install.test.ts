@@ -1,3 +1,4 @@
+import { X509Certificate } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -114,6 +115,23 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 }, 60_000);
 
+/**
+ * The webhook as the chart runs it: the Deployment's arguments (the pod listens on 0.0.0.0:8443
+ * behind the Service; here on loopback, where webhook.url points) under the chart's ServiceAccount.
+ * `extra` flags come last and so override the chart's.
+ */
+async function startWebhook(extra: string[] = []): Promise<void> {
+  const { args, serviceAccount } = await deploymentArgs(`${fullname}-webhook`);
+  webhook = await webhookProcess({
+    kubeconfigPath: serviceAccountKubeconfig(serviceAccount).file,
+    tls: "self-managed",
+    extraArgs: [...withoutFlags(args.slice(1), ["--host", "--port", "--health-port"]), "--cert-ip=127.0.0.1", ...extra],
+    env: { POD_NAMESPACE: ns, POD_NAME: `${fullname}-webhook-0` },
+    port: webhookPort,
+  });
+  await webhook.start();
+}
+
 const pod = (name: string) => ({
   apiVersion: "v1",
   kind: "Pod",
@@ -123,19 +141,10 @@ const pod = (name: string) => ({
 
 describe("helm install of the chart, with its processes run locally", () => {
   it("runs the webhook with the Deployment's arguments as the chart's ServiceAccount: Secret created, caBundle patched, pods mutated", async () => {
-    const { args, serviceAccount } = await deploymentArgs(`${fullname}-webhook`);
+    const { args } = await deploymentArgs(`${fullname}-webhook`);
     expect(args[0]).toBe("webhook");
     expect(args).toContain(`--tls-secret=${fullname}-webhook-tls`);
-    const identity = serviceAccountKubeconfig(serviceAccount);
-    // The pod listens on 0.0.0.0:8443 behind the Service; here on loopback, where webhook.url points.
-    webhook = await webhookProcess({
-      kubeconfigPath: identity.file,
-      tls: "self-managed",
-      extraArgs: [...withoutFlags(args.slice(1), ["--host", "--port", "--health-port"]), "--cert-ip=127.0.0.1"],
-      env: { POD_NAMESPACE: ns, POD_NAME: `${fullname}-webhook-0` },
-      port: webhookPort,
-    });
-    await webhook.start();
+    await startWebhook();
 
     const tls = await secret(ns, `${fullname}-webhook-tls`);
     const bundle = decode(tls.data["ca.crt"]);
@@ -156,7 +165,7 @@ describe("helm install of the chart, with its processes run locally", () => {
     );
     expect(rejected).toContain(`BackupStorageLocation ${veleroNs}/nope does not exist`);
     // The chart's RBAC was enough: no request of the webhook was refused.
-    expect(readFileSync(webhook.logFile, "utf8")).not.toMatch(/forbidden/i);
+    expect(readFileSync(webhook!.logFile, "utf8")).not.toMatch(/forbidden/i);
   }, 60_000);
 
   it("grants the webhook's ServiceAccount nothing beyond its own objects", async () => {
@@ -238,4 +247,30 @@ describe("helm install of the chart, with its processes run locally", () => {
     const created = (await kubeRequest(admin, "POST", `/api/v1/namespaces/${apps}/pods?dryRun=All`, pod("after-upgrade"))).body as { metadata: { annotations?: Record<string, string> } };
     expect(created.metadata.annotations?.["appsnapshots.io/policy"]).toBe(`${apps}/databases`);
   }, 120_000);
+
+  it("rotates the CA and serving certificate with nothing but the chart's RBAC", async () => {
+    await webhook?.dispose();
+    // Start over with lifetimes of seconds (the running CA would otherwise rotate in months).
+    await kubeRequest(admin, "DELETE", `/api/v1/namespaces/${ns}/secrets/${fullname}-webhook-tls`);
+    await startWebhook(["--cert-lifetime=6s", "--ca-lifetime=15s", "--ca-publish-delay=1s"]);
+    const first = decode((await secret(ns, `${fullname}-webhook-tls`)).data["signer.crt"]);
+    // rotate-ca at 10 s (bundle of two CAs), then a serving certificate from the new CA once published.
+    const rotated = await until(
+      "a CA rotation and a serving certificate from the new CA",
+      async () => {
+        const data = (await secret(ns, `${fullname}-webhook-tls`)).data;
+        const signer = decode(data["signer.crt"]);
+        if (signer === first) return undefined;
+        const leaf = new X509Certificate(decode(data["tls.crt"]));
+        return leaf.checkIssued(new X509Certificate(signer)) ? data : undefined;
+      },
+      30_000,
+      250,
+    );
+    expect(decode(rotated["ca.crt"]).match(/BEGIN CERTIFICATE/g)).toHaveLength(2);
+    await until("the rotated bundle in both configurations", async () => ((await caBundles()).every((b) => b === decode(rotated["ca.crt"])) ? true : undefined), 10_000);
+    const created = (await kubeRequest(admin, "POST", `/api/v1/namespaces/${apps}/pods?dryRun=All`, pod("after-rotation"))).body as { metadata: { annotations?: Record<string, string> } };
+    expect(created.metadata.annotations?.["appsnapshots.io/policy"]).toBe(`${apps}/databases`);
+    expect(readFileSync(webhook!.logFile, "utf8")).not.toMatch(/forbidden/i);
+  }, 60_000);
 });
