@@ -21,6 +21,9 @@ BINARIES   := $(BIN)/kube-apiserver-$(KUBERNETES) $(BIN)/kubectl-$(KUBERNETES) $
 VELERO_CRDS := $(CACHE)/crds/velero-$(VELERO)
 CERT_MANAGER_CRDS := $(CACHE)/crds/cert-manager-$(CERT_MANAGER)
 KOPIA_BIN  := $(BIN)/kopia-$(KOPIA)
+VELERO_TOOLS := test/velero/tools
+VELERO_BIN := $(BIN)/velero-$(VELERO)
+AWS_PLUGIN := $(CACHE)/velero-plugins-$(VELERO_AWS_PLUGIN)/velero-plugin-for-aws
 S3_CLIENTS := $(CACHE)/s3clients
 
 .PHONY: help
@@ -53,9 +56,10 @@ $(CERT_MANAGER_CRDS):
 tools: $(BINARIES) $(VELERO_CRDS) $(CERT_MANAGER_CRDS) ## build kube-apiserver, kubectl, etcd, helm (cached) and fetch the Velero and cert-manager CRDs
 
 .PHONY: pin
-pin: ## rewrite test/cluster/tools/go.mod and test/s3/tools/go.mod to the versions in versions.env
+pin: ## rewrite the wrapper go.mod files (test/cluster, test/s3, test/velero tools) to the versions in versions.env
 	$(TOOLS_DIR)/pin
 	$(S3_TOOLS)/pin
+	$(VELERO_TOOLS)/pin
 
 # --- S3 clients the S3 API is tested with (test/s3/clientTools.ts) ---------------------------
 # kopia is built from the fork Velero links (test/s3/tools/go.mod); the touch keeps the binary newer
@@ -69,6 +73,13 @@ $(S3_CLIENTS)/.stamp: $(TOOLS_DIR)/versions.env $(S3_TOOLS)/fetch-clients test/b
 
 .PHONY: s3-clients
 s3-clients: $(KOPIA_BIN) $(S3_CLIENTS)/.stamp ## build kopia and fetch restic, rclone, s3cmd, awscli (cached)
+
+# --- the real Velero (end-to-end tests) --------------------------------------------------------
+$(VELERO_BIN) $(AWS_PLUGIN): $(VELERO_TOOLS)/go.mod $(VELERO_TOOLS)/go.sum $(VELERO_TOOLS)/velero/main.go $(TOOLS_DIR)/versions.env
+	@$(VELERO_TOOLS)/build $(CACHE) >/dev/null && touch $(VELERO_BIN) $(AWS_PLUGIN)
+
+.PHONY: velero
+velero: $(VELERO_BIN) $(AWS_PLUGIN) ## build Velero and velero-plugin-for-aws from the Go module proxy (cached)
 
 # --- build, lint, test ------------------------------------------------------------------------
 .PHONY: build
