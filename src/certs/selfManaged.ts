@@ -103,10 +103,6 @@ export class SelfManagedCertificates {
     });
   }
 
-  get isLeader(): boolean {
-    return this.elector.isLeader;
-  }
-
   async start(): Promise<void> {
     this.elector.start();
     await Promise.all([this.secret.start(), ...this.configurations.map((c) => c.watch.start())]);

@@ -63,8 +63,4 @@ export class NamedWatch<T extends KubernetesObject> {
     this.stopped = true;
     await this.informer.stop();
   }
-
-  describe(): string {
-    return `${this.collectionPath}/${this.name}`;
-  }
 }
