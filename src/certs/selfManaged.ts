@@ -37,6 +37,7 @@ interface Secret extends KubernetesObject {
 }
 
 const ADMISSION_API = "/apis/admissionregistration.k8s.io/v1";
+const secretsOf = (namespace: string) => `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets`;
 const collectionOf = (kind: WebhookConfigurationRef["kind"]) => `${ADMISSION_API}/${kind === "MutatingWebhookConfiguration" ? "mutatingwebhookconfigurations" : "validatingwebhookconfigurations"}`;
 /** Checked at least this often even without events, so a missed watch event cannot stall renewal. */
 const MAX_SLEEP_MS = 60_000;
@@ -79,7 +80,7 @@ export class SelfManagedCertificates {
   constructor(private readonly options: SelfManagedOptions) {
     const { kc, log } = options;
     this.metrics = certificateMetrics(options.registry);
-    this.secret = new NamedWatch<Secret>(kc, log, `/api/v1/namespaces/${encodeURIComponent(options.namespace)}/secrets`, options.secretName, (secret) => {
+    this.secret = new NamedWatch<Secret>(kc, log, secretsOf(options.namespace), options.secretName, (secret) => {
       if (secret && this.written && secret.metadata?.resourceVersion === this.written.metadata?.resourceVersion) this.written = undefined;
       this.serve(secret);
       this.trigger();
@@ -218,7 +219,7 @@ export class SelfManagedCertificates {
   /** Creates or replaces the Secret (optimistic concurrency); false when another writer won. */
   private async write(previous: Secret | undefined, certs: TlsSecretData): Promise<boolean> {
     const { kc, namespace, secretName } = this.options;
-    const collection = `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets`;
+    const collection = secretsOf(namespace);
     const metadata = {
       ...(previous?.metadata ?? {}),
       name: secretName,
