@@ -24,6 +24,8 @@ KOPIA_BIN  := $(BIN)/kopia-$(KOPIA)
 VELERO_TOOLS := test/velero/tools
 VELERO_BIN := $(BIN)/velero-$(VELERO)
 AWS_PLUGIN := $(CACHE)/velero-plugins-$(VELERO_AWS_PLUGIN)/velero-plugin-for-aws
+# Ours (test/cluster/tools/fakenode): named by its source's hash, as test/cluster/binaries.ts finds it.
+FAKE_NODE  := $(BIN)/fake-node-$(KUBERNETES)-$(shell sha256sum $(TOOLS_DIR)/fakenode/main.go | cut -c1-12)
 S3_CLIENTS := $(CACHE)/s3clients
 
 .PHONY: help
@@ -78,8 +80,11 @@ s3-clients: $(KOPIA_BIN) $(S3_CLIENTS)/.stamp ## build kopia and fetch restic, r
 $(VELERO_BIN) $(AWS_PLUGIN): $(VELERO_TOOLS)/go.mod $(VELERO_TOOLS)/go.sum $(VELERO_TOOLS)/velero/main.go $(TOOLS_DIR)/versions.env
 	@$(VELERO_TOOLS)/build $(CACHE) >/dev/null && touch $(VELERO_BIN) $(AWS_PLUGIN)
 
+$(FAKE_NODE): $(TOOLS_DIR)/go.mod $(TOOLS_DIR)/go.sum
+	@$(TOOLS_DIR)/build fake-node $(BIN) >/dev/null
+
 .PHONY: velero
-velero: $(VELERO_BIN) $(AWS_PLUGIN) ## build Velero and velero-plugin-for-aws from the Go module proxy (cached)
+velero: $(VELERO_BIN) $(AWS_PLUGIN) $(FAKE_NODE) ## build Velero, velero-plugin-for-aws (Go module proxy) and the e2e fake node (cached)
 
 # --- build, lint, test ------------------------------------------------------------------------
 .PHONY: build
@@ -95,7 +100,7 @@ typecheck: deps ## tsc --noEmit over src and tests
 	$(NODE_BIN)/tsc -p tsconfig.json --noEmit
 
 .PHONY: test
-test: deps tools s3-clients lint typecheck build ## everything: deps, tools, S3 clients, lint, typecheck, unit and integration tests
+test: deps tools s3-clients velero lint typecheck build ## everything: deps, tools, S3 clients, Velero, lint, typecheck, unit, integration and e2e tests
 	@mkdir -p $(CACHE)
 	$(NODE_BIN)/vitest run --reporter=default --reporter=json --outputFile.json=$(CACHE)/vitest-results.json
 	@node test/summary.mjs $(CACHE)/vitest-results.json
@@ -103,6 +108,10 @@ test: deps tools s3-clients lint typecheck build ## everything: deps, tools, S3 
 .PHONY: test-unit
 test-unit: deps ## unit tests only (no control plane)
 	$(NODE_BIN)/vitest run --project unit
+
+.PHONY: e2e
+e2e: deps tools velero build ## only the end-to-end suite: the real Velero against the local control plane and our storage
+	$(NODE_BIN)/vitest run --project e2e
 
 .PHONY: cluster
 cluster: deps tools build ## run a local control plane in the foreground and print its kubeconfig

@@ -22,6 +22,18 @@ export default defineConfig({
           fileParallelism: false,
         },
       },
+      {
+        test: {
+          name: "e2e",
+          include: ["test/e2e/**/*.test.ts"],
+          // Each file starts its own control plane, Velero and storage service.
+          testTimeout: 300_000,
+          hookTimeout: 180_000,
+          fileParallelism: false,
+          // After unit and integration (group 0): Velero and a second control plane would crowd 2 cores.
+          sequence: { groupOrder: 1 },
+        },
+      },
     ],
   },
 });

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -42,4 +43,27 @@ export function veleroCrdDir(): string {
   const dir = path.join(cacheDir, "crds", `velero-${pinnedVersions().VELERO}`);
   if (!existsSync(dir)) throw new Error(`${dir} is missing: run 'make tools'`);
   return dir;
+}
+
+/**
+ * test/cluster/tools/fakenode, built by `make velero` as fake-node-<kubernetes>-<hash of its source>,
+ * so an edited source is never run from a stale binary.
+ */
+export function fakeNodePath(): string {
+  const source = readFileSync(path.join(repoRoot, "test", "cluster", "tools", "fakenode", "main.go"));
+  const hash = createHash("sha256").update(source).digest("hex").slice(0, 12);
+  const file = path.join(cacheDir, "bin", `fake-node-${pinnedVersions().KUBERNETES}-${hash}`);
+  if (!existsSync(file)) throw new Error(`${file} is missing: run 'make velero' (it builds test/cluster/tools/fakenode)`);
+  return file;
+}
+
+/** The Velero binary and the folder holding only velero-plugin-for-aws, both built by `make velero`. */
+export function veleroPaths(): { velero: string; pluginDir: string; version: string; awsPlugin: string } {
+  const versions = pinnedVersions();
+  const velero = path.join(cacheDir, "bin", `velero-${versions.VELERO}`);
+  const pluginDir = path.join(cacheDir, `velero-plugins-${versions.VELERO_AWS_PLUGIN}`);
+  for (const file of [velero, path.join(pluginDir, "velero-plugin-for-aws")]) {
+    if (!existsSync(file)) throw new Error(`${file} is missing: run 'make velero' (it builds Velero ${versions.VELERO} and velero-plugin-for-aws ${versions.VELERO_AWS_PLUGIN})`);
+  }
+  return { velero, pluginDir, version: versions.VELERO!, awsPlugin: versions.VELERO_AWS_PLUGIN! };
 }

@@ -1,12 +1,16 @@
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
-import type { KubeConfig } from "@kubernetes/client-node";
+import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
 import { applyObjects, parseManifests, waitForCrdsEstablished } from "../../src/kube/apply.js";
 import { repoRoot, veleroCrdDir } from "./binaries.js";
 
 /** Applies every CRD in the given YAML files and waits until they are served. Returns the CRD names. */
 export async function installCrdFiles(kc: KubeConfig, files: string[]): Promise<string[]> {
-  const objects = files.flatMap((file) => parseManifests(readFileSync(file, "utf8"), file));
+  return installCrds(kc, files.flatMap((file) => parseManifests(readFileSync(file, "utf8"), file)));
+}
+
+/** Applies the CRDs among `objects` (others are ignored) and waits until they are served. Returns their names. */
+export async function installCrds(kc: KubeConfig, objects: KubernetesObject[]): Promise<string[]> {
   const crds = objects.filter((o) => o.kind === "CustomResourceDefinition");
   await applyObjects(kc, crds);
   const names = crds.map((crd) => crd.metadata!.name!);
