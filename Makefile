@@ -25,7 +25,7 @@ VELERO_TOOLS := test/velero/tools
 VELERO_BIN := $(BIN)/velero-$(VELERO)
 AWS_PLUGIN := $(CACHE)/velero-plugins-$(VELERO_AWS_PLUGIN)/velero-plugin-for-aws
 # Ours (test/cluster/tools/fakenode): named by its source's hash, as test/cluster/binaries.ts finds it.
-FAKE_NODE  := $(BIN)/fake-node-$(KUBERNETES)-$(shell sha256sum $(TOOLS_DIR)/fakenode/main.go | cut -c1-12)
+FAKE_NODE  := $(BIN)/fake-node-$(KUBERNETES)-$(shell LC_ALL=C cat $(TOOLS_DIR)/fakenode/*.go | sha256sum | cut -c1-12)
 S3_CLIENTS := $(CACHE)/s3clients
 
 .PHONY: help
@@ -80,7 +80,7 @@ s3-clients: $(KOPIA_BIN) $(S3_CLIENTS)/.stamp ## build kopia and fetch restic, r
 $(VELERO_BIN) $(AWS_PLUGIN): $(VELERO_TOOLS)/go.mod $(VELERO_TOOLS)/go.sum $(VELERO_TOOLS)/velero/main.go $(TOOLS_DIR)/versions.env
 	@$(VELERO_TOOLS)/build $(CACHE) >/dev/null && touch $(VELERO_BIN) $(AWS_PLUGIN)
 
-$(FAKE_NODE): $(TOOLS_DIR)/go.mod $(TOOLS_DIR)/go.sum
+$(FAKE_NODE): $(TOOLS_DIR)/go.mod $(TOOLS_DIR)/go.sum $(wildcard $(TOOLS_DIR)/fakenode/*.go)
 	@$(TOOLS_DIR)/build fake-node $(BIN) >/dev/null
 
 .PHONY: velero

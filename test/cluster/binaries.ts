@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -46,13 +46,15 @@ export function veleroCrdDir(): string {
 }
 
 /**
- * test/cluster/tools/fakenode, built by `make velero` as fake-node-<kubernetes>-<hash of its source>,
- * so an edited source is never run from a stale binary.
+ * test/cluster/tools/fakenode, built by `make velero` as fake-node-<kubernetes>-<hash of its sources>
+ * (its *.go files in byte order, concatenated), so an edited source is never run from a stale binary.
  */
 export function fakeNodePath(): string {
-  const source = readFileSync(path.join(repoRoot, "test", "cluster", "tools", "fakenode", "main.go"));
-  const hash = createHash("sha256").update(source).digest("hex").slice(0, 12);
-  const file = path.join(cacheDir, "bin", `fake-node-${pinnedVersions().KUBERNETES}-${hash}`);
+  const dir = path.join(repoRoot, "test", "cluster", "tools", "fakenode");
+  const hash = createHash("sha256");
+  for (const name of readdirSync(dir).filter((n) => n.endsWith(".go")).sort()) hash.update(readFileSync(path.join(dir, name)));
+  const digest = hash.digest("hex").slice(0, 12);
+  const file = path.join(cacheDir, "bin", `fake-node-${pinnedVersions().KUBERNETES}-${digest}`);
   if (!existsSync(file)) throw new Error(`${file} is missing: run 'make velero' (it builds test/cluster/tools/fakenode)`);
   return file;
 }

@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -14,6 +14,7 @@ import { KubeRequestError, kubeRequest } from "../../src/kube/request.js";
 import { veleroPaths } from "../cluster/binaries.js";
 import { startControlPlane, type ControlPlane } from "../cluster/controlPlane.js";
 import { installAppSnapshotsCrds } from "../cluster/crds.js";
+import { freePort } from "../cluster/processes.js";
 import { until } from "../cluster/wait.js";
 import { applyPodMutatingWebhook, applyVeleroValidatingWebhook, webhookProcess, type WebhookProcess } from "../cluster/webhook.js";
 import { chartDir, helm } from "../chart/helm.js";
@@ -52,7 +53,7 @@ interface Meta {
 }
 interface PodLike {
   metadata: Meta;
-  spec: { nodeName?: string; initContainers?: Array<{ name: string; image: string }>; containers: Array<{ name: string }> };
+  spec: { nodeName?: string; initContainers?: Array<{ name: string; image: string; securityContext?: object }>; containers: Array<{ name: string }> };
   status?: { phase?: string };
 }
 interface VeleroObject {
@@ -107,17 +108,51 @@ function assertWhole(key: string, bytes: Buffer): void {
   if (key.endsWith(".json") || key.endsWith(".json.gz")) expect(() => JSON.parse(text.toString("utf8")) as unknown, key).not.toThrow();
 }
 
+/** A folder's content, for comparing a restored volume with the original: path → kind, size and hash or link target. */
+function treeOf(root: string): Record<string, string> {
+  const tree: Record<string, string> = {};
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const full = path.join(dir, entry.name);
+      const rel = path.relative(root, full);
+      if (entry.isSymbolicLink()) tree[rel] = `link -> ${readlinkSync(full)}`;
+      else if (entry.isDirectory()) {
+        tree[rel] = "dir";
+        walk(full);
+      } else tree[rel] = `file ${statSync(full).size} ${createHash("sha256").update(readFileSync(full)).digest("hex")}`;
+    }
+  };
+  walk(root);
+  return tree;
+}
+
 function hookLog(node: FakeNode, namespace: string, pod: string, container: string): string {
   const file = path.join(node.execRoot, namespace, pod, container, "hooks.log");
   return existsSync(file) ? readFileSync(file, "utf8") : "";
 }
 
-async function podAdmissions(webhook: WebhookProcess): Promise<number> {
+async function policiesLoaded(webhook: WebhookProcess): Promise<number> {
   const text = await (await fetch(`${webhook.healthUrl}/metrics`)).text();
-  return text
-    .split("\n")
-    .filter((line) => line.startsWith("app_snapshots_admission_requests_total{") && line.includes('webhook="pods"'))
-    .reduce((sum, line) => sum + Number(line.split(" ").at(-1)), 0);
+  return Number(/^app_snapshots_policies_loaded\{kind="SnapshotPolicy"\} (\d+)$/m.exec(text)?.[1] ?? 0);
+}
+
+/** Applies SnapshotPolicies and waits until the webhook's informer has them (pods created later see them). */
+async function applyPolicies(kc: KubeConfig, webhook: WebhookProcess, objects: KubernetesObject[]): Promise<void> {
+  const before = await policiesLoaded(webhook);
+  await applyObjects(kc, objects);
+  const added = objects.filter((o) => o.kind === "SnapshotPolicy").length;
+  await until("the webhook to load the new policies", async () => ((await policiesLoaded(webhook)) >= before + added ? true : undefined));
+}
+
+/** The pod webhook's counters: admission requests, and responses that carried a patch. */
+async function podAdmissions(webhook: WebhookProcess): Promise<{ requests: number; patches: number }> {
+  const text = await (await fetch(`${webhook.healthUrl}/metrics`)).text();
+  const sum = (metric: string) =>
+    text
+      .split("\n")
+      .filter((line) => line.startsWith(`${metric}{`) && line.includes('webhook="pods"'))
+      .reduce((total, line) => total + Number(line.split(" ").at(-1)), 0);
+  return { requests: sum("app_snapshots_admission_requests_total"), patches: sum("app_snapshots_admission_patches_total") };
 }
 
 const policy = {
@@ -380,7 +415,10 @@ describe("Velero end to end: backup, download links and restore through app-snap
     await until("the post-restore hook to run", () => Promise.resolve(hookLog(node, "shop-restored", "postgres-0", "postgres") === "post-restore\n" ? true : undefined), 60_000);
     // Each restored pod was admitted by our webhook (no SnapshotPolicy exists yet in shop-restored when the
     // pods arrive: Velero restores custom resources after pods, so nothing new is written).
-    expect((await podAdmissions(webhook)) - admissionsBefore).toBeGreaterThanOrEqual(2);
+    const admissionsAfter = await podAdmissions(webhook);
+    log(`pod webhook during the restore: ${admissionsAfter.requests - admissionsBefore.requests} admissions, ${admissionsAfter.patches - admissionsBefore.patches} patched`);
+    expect(admissionsAfter.requests - admissionsBefore.requests).toBeGreaterThanOrEqual(2);
+    expect(admissionsAfter.patches - admissionsBefore.patches).toBe(0);
     expect(await get(kc, "/apis/appsnapshots.io/v1alpha1/namespaces/shop-restored/snapshotpolicies/databases")).toBeDefined();
   });
 
@@ -441,5 +479,108 @@ describe("Velero end to end: backup, download links and restore through app-snap
     expect(second.status?.phase, JSON.stringify(second.status)).toBe("Completed");
     const tarball = await getBytes(s3, BUCKET, `backups/${next}/${next}.tar.gz`);
     expect(gunzipSync(tarball).length).toBeGreaterThan(12 * 520 * 1024);
+  });
+
+  // The stretch: pod volume data. The fake node runs Velero's node-agent (its pod, as the DaemonSet
+  // controller would create it) and the data-path pods node-agent creates, with the real binary.
+  const fsbReason = process.getuid?.() === 0 ? "" : "fake-node runs Velero's pods in mount namespaces, which needs root; this run is not root";
+  if (fsbReason) console.log(`[e2e] skipping the file-system backup test: ${fsbReason}`);
+  it.skipIf(fsbReason !== "")("backs up and restores pod volume data with kopia file-system backup into our storage (node-agent on the fake node)", async () => {
+    const { version } = veleroPaths();
+    const metricsPort = await freePort();
+    const template = {
+      metadata: { labels: { name: "node-agent", role: "node-agent", component: "velero" } },
+      spec: {
+        containers: [
+          {
+            name: "node-agent",
+            image: `velero/velero:${version}`,
+            command: ["/velero"],
+            args: ["node-agent", "server", `--metrics-address=127.0.0.1:${metricsPort}`, "--log-level=debug"],
+            env: [
+              { name: "NODE_NAME", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } },
+              { name: "VELERO_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
+            ],
+            volumeMounts: [{ name: "host-pods", mountPath: "/host_pods", mountPropagation: "HostToContainer" }],
+          },
+        ],
+        volumes: [{ name: "host-pods", hostPath: { path: node.podsDir } }],
+      },
+    };
+    // As `velero install --use-node-agent` leaves it; no DaemonSet controller runs here, so its pod is
+    // created for the fake node by hand.
+    await applyObjects(kc, [
+      { apiVersion: "apps/v1", kind: "DaemonSet", metadata: { name: "node-agent", namespace: VELERO_NAMESPACE }, spec: { selector: { matchLabels: { name: "node-agent" } }, template } } as KubernetesObject,
+      { apiVersion: "v1", kind: "Pod", metadata: { name: `node-agent-${NODE}`, namespace: VELERO_NAMESPACE, labels: template.metadata.labels }, spec: { ...template.spec, nodeName: NODE } } as KubernetesObject,
+    ]);
+    await until("node-agent to serve metrics", async () => ((await fetch(`http://127.0.0.1:${metricsPort}/metrics`).catch(() => undefined))?.status === 200 ? true : undefined), 60_000, 500);
+
+    const filesPolicy = { apiVersion: "appsnapshots.io/v1alpha1", kind: "SnapshotPolicy", metadata: { name: "files", namespace: "files" }, spec: { volumes: { include: ["data"] } } };
+    await applyPolicies(kc, webhook, [{ apiVersion: "v1", kind: "Namespace", metadata: { name: "files" } } as KubernetesObject, filesPolicy as KubernetesObject]);
+    await applyObjects(kc, [
+      {
+        apiVersion: "v1",
+        kind: "Pod",
+        metadata: { name: "files-0", namespace: "files", labels: { app: "files" } },
+        spec: { containers: [{ name: "app", image: "busybox:1.36", volumeMounts: [{ name: "data", mountPath: "/data" }, { name: "cache", mountPath: "/cache" }] }], volumes: [{ name: "data", emptyDir: {} }, { name: "cache", emptyDir: {} }] },
+      } as KubernetesObject,
+    ]);
+    const source = await until("files/files-0 to run", async () => {
+      const pod = await get<PodLike>(kc, "/api/v1/namespaces/files/pods/files-0");
+      return pod?.status?.phase === "Running" ? pod : undefined;
+    });
+    expect(source.metadata.annotations?.["backup.velero.io/backup-volumes"]).toBe("data");
+    // The application's data, written where the kubelet keeps the volume.
+    const data = node.volumeDir(source.metadata.uid!, "data");
+    mkdirSync(path.join(data, "db", "wal"), { recursive: true });
+    writeFileSync(path.join(data, "db", "base.bin"), randomBytes(3 * 1024 * 1024));
+    writeFileSync(path.join(data, "db", "wal", "000001"), randomBytes(64 * 1024));
+    writeFileSync(path.join(data, "README"), "app data\n");
+    writeFileSync(path.join(data, "empty"), "");
+    symlinkSync("db/base.bin", path.join(data, "current"));
+    writeFileSync(path.join(node.volumeDir(source.metadata.uid!, "cache"), "not-selected"), "the policy did not select this volume\n");
+    const original = treeOf(data);
+
+    await velero(kubeconfigPath, ["backup", "create", "files-1", "--include-namespaces", "files", "--wait"]);
+    const backup = await terminalPhase(kc, "backups", "files-1", 240_000);
+    expect(backup.status?.phase, JSON.stringify(backup.status)).toBe("Completed");
+    const pvbs = ((await kubeRequest(kc, "GET", `${veleroPath("podvolumebackups")}?labelSelector=velero.io%2Fbackup-name%3Dfiles-1`)).body as { items: Array<VeleroObject & { spec: { volume: string; uploaderType: string }; status: { phase: string; snapshotID?: string; progress?: { totalBytes?: number } } }> }).items;
+    expect(pvbs.map((p) => [p.spec.volume, p.spec.uploaderType, p.status.phase])).toEqual([["data", "kopia", "Completed"]]);
+    log(`PodVolumeBackup of files-0/data: snapshot ${pvbs[0]!.status.snapshotID}, ${pvbs[0]!.status.progress?.totalBytes} bytes`);
+    const kopiaKeys = [...(await listAll(s3, BUCKET)).keys()].filter((key) => key.startsWith("kopia/files/"));
+    log(`kopia repository in our store: ${kopiaKeys.length} objects, e.g. ${kopiaKeys.slice(0, 4).join(", ")}`);
+    expect(kopiaKeys).toContain("kopia/files/kopia.repository");
+    expect(kopiaKeys.some((key) => /^kopia\/files\/p[0-9a-f]/.test(key))).toBe(true);
+
+    const admissionsBefore = await podAdmissions(webhook);
+    await velero(kubeconfigPath, ["restore", "create", "files-restore", "--from-backup", "files-1", "--namespace-mappings", "files:files-restored", "--wait"]);
+    const restore = await terminalPhase(kc, "restores", "files-restore", 240_000);
+    expect(restore.status?.phase, JSON.stringify(restore.status)).toBe("Completed");
+    const restored = (await get<PodLike>(kc, "/api/v1/namespaces/files-restored/pods/files-0"))!;
+    expect(restored.spec.initContainers?.[0]?.name).toBe("restore-wait");
+    const admissionsAfter = await podAdmissions(webhook);
+    log(`pod webhook during the restore: ${admissionsAfter.requests - admissionsBefore.requests} admissions (hosting pods in ${VELERO_NAMESPACE} are not sent), ${admissionsAfter.patches - admissionsBefore.patches} patched`);
+    expect(admissionsAfter.requests - admissionsBefore.requests).toBeGreaterThanOrEqual(1);
+    log(`restored files-0: init containers ${restored.spec.initContainers!.map((c) => `${c.name} (${c.image}, securityContext ${JSON.stringify(c.securityContext ?? {})})`).join(", ")}`);
+    const pvrs = ((await kubeRequest(kc, "GET", `${veleroPath("podvolumerestores")}?labelSelector=velero.io%2Frestore-name%3Dfiles-restore`)).body as { items: Array<{ spec: { volume: string }; status: { phase: string } }> }).items;
+    expect(pvrs.map((p) => [p.spec.volume, p.status.phase])).toEqual([["data", "Completed"]]);
+    // restore-wait finishes once .velero/<restore UID> is in the volume, and removes that folder.
+    await until("the restored pod to run", async () => ((await get<PodLike>(kc, "/api/v1/namespaces/files-restored/pods/files-0"))?.status?.phase === "Running" ? true : undefined), 30_000);
+    expect(treeOf(node.volumeDir(restored.metadata.uid!, "data"))).toEqual(original);
+    expect(readdirSync(node.volumeDir(restored.metadata.uid!, "cache"))).toEqual([]);
+  });
+
+  it("keeps every listener of the processes it started on 127.0.0.1", async () => {
+    const { stdout } = await run("ss", ["-H", "-l", "-t", "-u", "-n", "-p"]);
+    const ours = new Set([webhook.pid(), storage.pid()].filter((pid) => pid !== undefined).map(String));
+    const names = /"(velero[^"]*|fake-node[^"]*|kube-apiserver[^"]*|etcd[^"]*)"/;
+    const listeners = stdout
+      .split("\n")
+      .filter((line) => line.trim() !== "")
+      .map((line) => ({ line, local: line.trim().split(/\s+/)[4]!, pids: [...line.matchAll(/pid=(\d+)/g)].map((m) => m[1]!) }))
+      .filter(({ line, pids }) => names.test(line) || pids.some((pid) => ours.has(pid)));
+    log(`listeners of this suite's processes: ${listeners.map((l) => `${l.local} ${names.exec(l.line)?.[1] ?? "node"}`).join(", ")}`);
+    expect(listeners.length).toBeGreaterThanOrEqual(6);
+    for (const { line, local } of listeners) expect(local, line).toMatch(/^127\.0\.0\.1:\d+$/);
   });
 });

@@ -95,6 +95,7 @@ export interface StorageProcess {
   readonly publicUrl: string;
   readonly root: string;
   readonly logFile: string;
+  pid(): number | undefined;
   start(): Promise<void>;
   /** SIGKILL: a crash, with whatever was in flight. */
   kill(): Promise<void>;
@@ -116,6 +117,7 @@ export async function storageProcess(options: { dir: string; credentialsFile: st
     publicUrl: `http://localhost:${port}`,
     root,
     logFile,
+    pid: () => child?.process.pid,
     async start() {
       child = startChild(
         "app-snapshots storage",
@@ -153,6 +155,9 @@ export interface FakeNode {
   readonly name: string;
   /** Where exec'd commands run: <execRoot>/<namespace>/<pod>/<container>. */
   readonly execRoot: string;
+  /** The kubelet's pods folder: emptyDir volumes are <podsDir>/<uid>/volumes/kubernetes.io~empty-dir/<name>. */
+  readonly podsDir: string;
+  volumeDir(podUid: string, volume: string): string;
   child: Child;
   stop(): Promise<void>;
 }
@@ -160,12 +165,14 @@ export interface FakeNode {
 /** test/cluster/tools/fakenode: a Ready Node that binds, "runs" and execs into pods (see its header). */
 export async function startFakeNode(options: { kc: KubeConfig; kubeconfigPath: string; dir: string; name: string }): Promise<FakeNode> {
   const execRoot = path.join(options.dir, "node");
+  const podsDir = path.join(options.dir, "kubelet-pods");
   mkdirSync(execRoot, { recursive: true });
+  mkdirSync(podsDir, { recursive: true });
   const port = await freePort();
   const child = startChild(
     "fake-node",
     fakeNodePath(),
-    [`--kubeconfig=${options.kubeconfigPath}`, `--node-name=${options.name}`, `--listen=127.0.0.1:${port}`, `--root=${execRoot}`],
+    [`--kubeconfig=${options.kubeconfigPath}`, `--node-name=${options.name}`, `--listen=127.0.0.1:${port}`, `--root=${execRoot}`, `--pods-dir=${podsDir}`, `--velero=${veleroPaths().velero}`],
     path.join(options.dir, "fake-node.log"),
   );
   await until(
@@ -176,5 +183,12 @@ export async function startFakeNode(options: { kc: KubeConfig; kubeconfigPath: s
     },
     30_000,
   );
-  return { name: options.name, execRoot, child, stop: () => child.stop() };
+  return {
+    name: options.name,
+    execRoot,
+    podsDir,
+    volumeDir: (podUid, volume) => path.join(podsDir, podUid, "volumes", "kubernetes.io~empty-dir", volume),
+    child,
+    stop: () => child.stop(10_000),
+  };
 }

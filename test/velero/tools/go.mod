@@ -2,7 +2,10 @@ module app-snapshots.local/velero-tools
 
 go 1.25.8
 
-require github.com/vmware-tanzu/velero v1.18.2
+require (
+	github.com/vmware-tanzu/velero v1.18.2
+	sigs.k8s.io/controller-runtime v0.21.0
+)
 
 require (
 	cel.dev/expr v0.25.1 // indirect
@@ -180,7 +183,6 @@ require (
 	k8s.io/kube-aggregator v0.33.12 // indirect
 	k8s.io/kube-openapi v0.0.0-20250318190949-c8a335a9a2ff // indirect
 	k8s.io/utils v0.0.0-20241210054802-24370beab758 // indirect
-	sigs.k8s.io/controller-runtime v0.21.0 // indirect
 	sigs.k8s.io/json v0.0.0-20241010143419-9aa6b5e7a4b3 // indirect
 	sigs.k8s.io/randfill v1.0.0 // indirect
 	sigs.k8s.io/structured-merge-diff/v4 v4.6.0 // indirect
