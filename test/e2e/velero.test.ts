@@ -516,7 +516,7 @@ describe("Velero end to end: backup, download links and restore through app-snap
     await until("node-agent to serve metrics", async () => ((await fetch(`http://127.0.0.1:${metricsPort}/metrics`).catch(() => undefined))?.status === 200 ? true : undefined), 60_000, 500);
 
     const filesPolicy = { apiVersion: "appsnapshots.io/v1alpha1", kind: "SnapshotPolicy", metadata: { name: "files", namespace: "files" }, spec: { volumes: { include: ["data"] } } };
-    await applyPolicies(kc, webhook, [{ apiVersion: "v1", kind: "Namespace", metadata: { name: "files" } } as KubernetesObject, filesPolicy as KubernetesObject]);
+    await applyPolicies(kc, webhook, [{ apiVersion: "v1", kind: "Namespace", metadata: { name: "files" } }, filesPolicy]);
     await applyObjects(kc, [
       {
         apiVersion: "v1",
