@@ -30,7 +30,8 @@ export default defineConfig({
           testTimeout: 300_000,
           hookTimeout: 180_000,
           fileParallelism: false,
-          // After unit and integration (group 0): Velero and a second control plane would crowd 2 cores.
+          // Its own group, so it never shares the 2 cores with other files: vitest runs group 0 (unit), then
+          // this, then the single-worker projects without a groupOrder (integration).
           sequence: { groupOrder: 1 },
         },
       },

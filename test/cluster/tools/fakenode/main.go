@@ -7,15 +7,15 @@
 //   - it lays out each pod's emptyDir volumes where a kubelet does (<pods-dir>/<uid>/volumes/
 //     kubernetes.io~empty-dir/<name>);
 //   - it reports pods as Running and Ready without pulling or running their images (init containers
-//     as Completed), except:
-//       * Velero's restore-wait init container, which it keeps Running until each volume it mounts
-//         holds .velero/<restore UID>, then removes those folders: what velero-restore-helper does;
-//       * pods running Velero's own image with command /velero (node-agent, its data-path pods):
-//         it runs the real velero binary (--velero) as a process in a private mount namespace,
-//         hostPath mounts bound where the pod mounts them (or, for a mount point that does not
-//         exist on this machine, the path rewritten in the arguments), the termination message file
-//         bound at /dev/termination-log, env with fieldRefs resolved, and KUBECONFIG set; the exit
-//         code and termination message become the pod's status, as a kubelet reports them;
+//     as Completed), with two exceptions, next;
+//   - Velero's restore-wait init container stays Running until each volume it mounts holds
+//     .velero/<restore UID>; then those folders are removed: what velero-restore-helper does;
+//   - pods of Velero's own image with command /velero (node-agent, its data-path pods) run the real
+//     velero binary (--velero) as a process in a private mount namespace: hostPath mounts bound where
+//     the pod mounts them (or, for a mount point that does not exist on this machine, the path
+//     rewritten in the arguments), the termination message file bound at /dev/termination-log, env
+//     with fieldRefs resolved, KUBECONFIG set; the exit code and termination message become the
+//     pod's status, as a kubelet reports them;
 //   - it answers the kubelet's exec endpoint with the SPDY/WebSocket protocols the apiserver proxies,
 //     running the command as a local process in <root>/<namespace>/<pod>/<container>, and serves
 //     container logs of the processes it runs;
@@ -96,7 +96,8 @@ func main() {
 	if err := registerNode(ctx, client, *nodeName, int32(port)); err != nil {
 		log.Fatalf("registering node %s: %v", *nodeName, err)
 	}
-	go heartbeat(ctx, client, *nodeName)
+	// The Ready condition is refreshed, so nothing that reads its age takes the node for dead.
+	go every(ctx, 20*time.Second, func() { heartbeat(ctx, client, *nodeName) })
 	factory := informers.NewSharedInformerFactory(client, 0)
 	pods := factory.Core().V1().Pods().Informer()
 	if _, err := pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -108,20 +109,11 @@ func main() {
 	factory.Start(ctx.Done())
 	factory.WaitForCacheSync(ctx.Done())
 	// Files, not API events, finish a restore-wait: look again every second.
-	go func() {
-		ticker := time.NewTicker(time.Second)
-		defer ticker.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-ticker.C:
-				for _, obj := range pods.GetStore().List() {
-					runner.handle(ctx, obj)
-				}
-			}
+	go every(ctx, time.Second, func() {
+		for _, obj := range pods.GetStore().List() {
+			runner.handle(ctx, obj)
 		}
-	}()
+	})
 	log.Printf("node %s ready, kubelet endpoint https://%s", *nodeName, *listen)
 	<-ctx.Done()
 	runner.velero.stopAll()
@@ -172,25 +164,27 @@ func registerNode(ctx context.Context, client kubernetes.Interface, name string,
 	return err
 }
 
-// heartbeat refreshes the Ready condition, so nothing that reads its age takes the node for dead.
-func heartbeat(ctx context.Context, client kubernetes.Interface, name string) {
-	ticker := time.NewTicker(20 * time.Second)
+// every runs fn every interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, fn func()) {
+	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-ticker.C:
-		}
-		node, err := client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			log.Printf("heartbeat: %v", err)
-			continue
-		}
-		node.Status = nodeStatus(node.Status.DaemonEndpoints.KubeletEndpoint.Port)
-		if _, err := client.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
-			log.Printf("heartbeat: %v", err)
+			fn()
 		}
 	}
 }
 
+func heartbeat(ctx context.Context, client kubernetes.Interface, name string) {
+	node, err := client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if err == nil {
+		node.Status = nodeStatus(node.Status.DaemonEndpoints.KubeletEndpoint.Port)
+		_, err = client.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{})
+	}
+	if err != nil {
+		log.Printf("heartbeat: %v", err)
+	}
+}
