@@ -79,9 +79,6 @@ func main() {
 	}
 	client := kubernetes.NewForConfigOrDie(config)
 
-	if err := prepareHost(); err != nil {
-		log.Fatalf("preparing mount points: %v", err)
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 

@@ -24,6 +24,8 @@ import (
 type veleroRuntime struct {
 	binary     string
 	kubeconfig string
+	// unable says why this machine cannot run Velero's pods ("" when it can); they are then Failed with it.
+	unable string
 
 	mu        sync.Mutex
 	processes map[types.UID]*veleroProcess
@@ -36,7 +38,14 @@ type veleroProcess struct {
 }
 
 func newVeleroRuntime(binary, kubeconfig string) *veleroRuntime {
-	return &veleroRuntime{binary: binary, kubeconfig: kubeconfig, processes: map[types.UID]*veleroProcess{}, logs: map[string]string{}}
+	v := &veleroRuntime{binary: binary, kubeconfig: kubeconfig, processes: map[types.UID]*veleroProcess{}, logs: map[string]string{}}
+	if binary != "" {
+		if err := prepareHost(); err != nil {
+			v.unable = "fake-node cannot run Velero's pods here: " + err.Error()
+			log.Print(v.unable)
+		}
+	}
+	return v
 }
 
 // runs: a single container of velero/velero running /velero (not velero-restore-helper).
@@ -130,8 +139,8 @@ func (v *veleroRuntime) start(ctx context.Context, r *podRunner, pod *corev1.Pod
 		return nil
 	}
 	c := pod.Spec.Containers[0]
-	if os.Geteuid() != 0 {
-		return r.writeStatus(ctx, pod, terminatedStatus(pod, 126, "fake-node runs Velero's pods in a mount namespace, which needs root"))
+	if v.unable != "" {
+		return r.writeStatus(ctx, pod, terminatedStatus(pod, 126, v.unable))
 	}
 	sandbox := filepath.Join(r.sandboxes, string(pod.UID))
 	if err := os.MkdirAll(sandbox, 0o700); err != nil {
@@ -282,7 +291,10 @@ func (v *veleroRuntime) stopAll() {
 // its own bind mounts over them in a private mount namespace.
 func prepareHost() error {
 	if os.Geteuid() != 0 {
-		return nil
+		return errors.New("it runs them in mount namespaces, which needs root")
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		return fmt.Errorf("unshare (util-linux): %w", err)
 	}
 	if err := os.MkdirAll("/host_pods", 0o755); err != nil {
 		return err
