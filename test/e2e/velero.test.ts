@@ -486,7 +486,7 @@ describe("Velero end to end: backup, download links and restore through app-snap
   // controller would create it) and the data-path pods node-agent creates, with the real binary.
   const fsbReason = process.getuid?.() === 0 ? "" : "fake-node runs Velero's pods in mount namespaces, which needs root; this run is not root";
   if (fsbReason) console.log(`[e2e] skipping the file-system backup test: ${fsbReason}`);
-  it.skipIf(fsbReason !== "")("backs up and restores pod volume data with kopia file-system backup into our storage (node-agent on the fake node)", async () => {
+  it.skipIf(fsbReason !== "")("backs up and restores pod volume data with kopia file-system backup into our storage (node-agent on the fake node), the pre-backup hook's dump inside the snapshot", async () => {
     const { version } = veleroPaths();
     const metricsPort = await freePort();
     const template = {
@@ -516,7 +516,20 @@ describe("Velero end to end: backup, download links and restore through app-snap
     ]);
     await until("node-agent to serve metrics", async () => ((await fetch(`http://127.0.0.1:${metricsPort}/metrics`).catch(() => undefined))?.status === 200 ? true : undefined), 60_000, 500);
 
-    const filesPolicy = { apiVersion: "appsnapshots.io/v1alpha1", kind: "SnapshotPolicy", metadata: { name: "files", namespace: "files" }, spec: { volumes: { include: ["data"] } } };
+    // The classic database policy: dump into the volume before the snapshot, remove the dump after it.
+    // (Exec'd commands run on the host; the fake node names the volume's folder in $VOLUME_data.)
+    const filesPolicy = {
+      apiVersion: "appsnapshots.io/v1alpha1",
+      kind: "SnapshotPolicy",
+      metadata: { name: "files", namespace: "files" },
+      spec: {
+        volumes: { include: ["data"] },
+        hooks: {
+          preBackup: { container: "app", command: ["/bin/sh", "-c", 'cat "$VOLUME_data/db/wal/000001" > "$VOLUME_data/dump.bin"'] },
+          postBackup: { container: "app", command: ["/bin/sh", "-c", 'rm "$VOLUME_data/dump.bin"'] },
+        },
+      },
+    };
     await applyPolicies(kc, webhook, [{ apiVersion: "v1", kind: "Namespace", metadata: { name: "files" } }, filesPolicy]);
     await applyObjects(kc, [
       {
@@ -547,6 +560,7 @@ describe("Velero end to end: backup, download links and restore through app-snap
     expect(backup.status?.phase, JSON.stringify(backup.status)).toBe("Completed");
     const pvbs = ((await kubeRequest(kc, "GET", `${veleroPath("podvolumebackups")}?labelSelector=velero.io%2Fbackup-name%3Dfiles-1`)).body as { items: Array<VeleroObject & { spec: { volume: string; uploaderType: string }; status: { phase: string; snapshotID?: string; progress?: { totalBytes?: number } } }> }).items;
     expect(pvbs.map((p) => [p.spec.volume, p.spec.uploaderType, p.status.phase])).toEqual([["data", "kopia", "Completed"]]);
+    expect(backup.status?.hookStatus).toEqual({ hooksAttempted: 2 });
     log(`PodVolumeBackup of files-0/data: snapshot ${pvbs[0]!.status.snapshotID}, ${pvbs[0]!.status.progress?.totalBytes} bytes`);
     const kopiaKeys = [...(await listAll(s3, BUCKET)).keys()].filter((key) => key.startsWith("kopia/files/"));
     log(`kopia repository in our store: ${kopiaKeys.length} objects, e.g. ${kopiaKeys.slice(0, 4).join(", ")}`);
@@ -567,7 +581,11 @@ describe("Velero end to end: backup, download links and restore through app-snap
     expect(pvrs.map((p) => [p.spec.volume, p.status.phase])).toEqual([["data", "Completed"]]);
     // restore-wait finishes once .velero/<restore UID> is in the volume, and removes that folder.
     await until("the restored pod to run", async () => ((await get<PodLike>(kc, "/api/v1/namespaces/files-restored/pods/files-0"))?.status?.phase === "Running" ? true : undefined), 30_000);
-    expect(treeOf(node.volumeDir(restored.metadata.uid!, "data"))).toEqual(original);
+    // The restored volume is the original plus the dump the pre-backup hook wrote before kopia's
+    // snapshot; the post-backup hook removed it from the live volume afterwards.
+    const dump = original["db/wal/000001"]!;
+    expect(treeOf(node.volumeDir(restored.metadata.uid!, "data"))).toEqual({ ...original, "dump.bin": dump });
+    expect(treeOf(data)).toEqual(original);
     expect(readdirSync(node.volumeDir(restored.metadata.uid!, "cache"))).toEqual([]);
   });
 

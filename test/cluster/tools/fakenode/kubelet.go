@@ -59,7 +59,7 @@ func serveKubelet(address, root string, runner *podRunner) (*http.Server, error)
 			http.Error(w, "no command", http.StatusBadRequest)
 			return
 		}
-		executor := &localExecutor{dir: filepath.Join(root, namespace, pod, container), namespace: namespace}
+		executor := &localExecutor{dir: filepath.Join(root, namespace, pod, container), namespace: namespace, env: runner.mountEnv(req.Context(), namespace, pod, container)}
 		streaming.ServeExec(w, req, executor, pod, uid, container, command, options, 5*time.Minute, 30*time.Second, remotecommandconsts.SupportedStreamingProtocols)
 	})
 	mux.HandleFunc("/containerLogs/", func(w http.ResponseWriter, req *http.Request) {
@@ -92,6 +92,7 @@ func serveKubelet(address, root string, runner *podRunner) (*http.Server, error)
 type localExecutor struct {
 	dir       string
 	namespace string
+	env       []string
 }
 
 func (e *localExecutor) ExecInContainer(ctx context.Context, name string, _ types.UID, container string, cmd []string, in io.Reader, out, errOut io.WriteCloser, tty bool, _ <-chan remotecommand.TerminalSize, timeout time.Duration) error {
@@ -109,6 +110,7 @@ func (e *localExecutor) ExecInContainer(ctx context.Context, name string, _ type
 	process := exec.CommandContext(ctx, cmd[0], cmd[1:]...)
 	process.Dir = e.dir
 	process.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + e.dir, "POD_NAMESPACE=" + e.namespace, "POD_NAME=" + name, "CONTAINER_NAME=" + container}
+	process.Env = append(process.Env, e.env...)
 	process.Stdin, process.Stdout, process.Stderr = in, out, errOut
 	log.Printf("exec in %s/%s[%s]: %q", e.namespace, name, container, cmd)
 	err := process.Run()

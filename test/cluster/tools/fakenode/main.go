@@ -17,8 +17,9 @@
 //     with fieldRefs resolved, KUBECONFIG set; the exit code and termination message become the
 //     pod's status, as a kubelet reports them;
 //   - it answers the kubelet's exec endpoint with the SPDY/WebSocket protocols the apiserver proxies,
-//     running the command as a local process in <root>/<namespace>/<pod>/<container>, and serves
-//     container logs of the processes it runs;
+//     running the command as a local process in <root>/<namespace>/<pod>/<container> with
+//     VOLUME_<name> naming the folder of each emptyDir the container mounts, and serves container
+//     logs of the processes it runs;
 //   - it finishes the deletion of pods on the Node, as a kubelet does after their containers stop.
 //
 // Test harness only: it listens on 127.0.0.1, and every command it runs was written by the tests

@@ -108,6 +108,28 @@ func (r *podRunner) volumeDir(pod *corev1.Pod, name string) string {
 
 // ensureVolumeDirs: a kubelet makes <pods>/<uid>/volumes for every pod it runs (node-agent checks
 // that each running pod of its node has its folder), and a folder per emptyDir volume.
+// mountEnv tells an exec'd command where the container's emptyDir volumes are, since it runs on the
+// host and not in the container's filesystem: VOLUME_<name, '-' as '_'>=<folder> for each one it mounts.
+func (r *podRunner) mountEnv(ctx context.Context, namespace, name, container string) []string {
+	pod, err := r.client.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		log.Printf("exec in %s/%s: %v", namespace, name, err)
+		return nil
+	}
+	var env []string
+	for _, c := range pod.Spec.Containers {
+		if c.Name != container {
+			continue
+		}
+		for _, mount := range c.VolumeMounts {
+			if dir := r.volumeDir(pod, mount.Name); dir != "" {
+				env = append(env, "VOLUME_"+strings.ReplaceAll(mount.Name, "-", "_")+"="+dir)
+			}
+		}
+	}
+	return env
+}
+
 func (r *podRunner) ensureVolumeDirs(pod *corev1.Pod) error {
 	if err := os.MkdirAll(filepath.Join(r.podsDir, string(pod.UID), "volumes"), 0o750); err != nil {
 		return err
