@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, openSync, closeSync, readFileSync } from "node:fs";
+import http from "node:http";
 import net from "node:net";
 
 /** Finds a free loopback port by binding to 0; the harness hands it to a child straight away. */
@@ -59,4 +60,24 @@ export function startChild(name: string, command: string, args: string[], logFil
       clearTimeout(timer);
     },
   };
+}
+
+async function httpStatus(url: string): Promise<number> {
+  return new Promise((resolve) => {
+    http.get(url, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    }).on("error", () => resolve(0));
+  });
+}
+
+/** Polls `url` until it answers 200; fails at once, with the child's log tail, if the child exits first. */
+export async function waitForHttp200(child: Child, url: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.process.exitCode !== null) throw new Error(`${child.name} exited with ${child.process.exitCode} before ${url} answered:\n${child.tail()}`);
+    if ((await httpStatus(url)) === 200) return;
+    if (Date.now() > deadline) throw new Error(`${child.name}: ${url} did not answer 200 within ${timeoutMs} ms:\n${child.tail()}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }

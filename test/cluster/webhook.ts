@@ -1,12 +1,11 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import type { KubeConfig, V1LabelSelector } from "@kubernetes/client-node";
 import { applyObjects } from "../../src/kube/apply.js";
 import { createCa, issueCertificate } from "../../src/certs/authority.js";
 import { repoRoot } from "./binaries.js";
-import { freePort, startChild, type Child } from "./processes.js";
+import { freePort, startChild, waitForHttp200, type Child } from "./processes.js";
 
 export interface WebhookProcess {
   readonly url: string;
@@ -20,22 +19,6 @@ export interface WebhookProcess {
   stop(): Promise<void>;
   /** Removes the temp dir too. */
   dispose(): Promise<void>;
-}
-
-async function waitFor(url: string, child: Child, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (child.process.exitCode !== null) throw new Error(`webhook exited with ${child.process.exitCode}:\n${child.tail()}`);
-    const status = await new Promise<number>((resolve) => {
-      http.get(url, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      }).on("error", () => resolve(0));
-    });
-    if (status === 200) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`webhook not ready at ${url} after ${timeoutMs} ms:\n${child.tail()}`);
 }
 
 /**
@@ -94,7 +77,7 @@ export async function webhookProcess(options: {
         logFile,
         options.env,
       );
-      await waitFor(`${self.healthUrl}/readyz`, child, 20_000);
+      await waitForHttp200(child, `${self.healthUrl}/readyz`, 20_000);
     },
     async stop() {
       await child?.stop();

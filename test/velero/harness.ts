@@ -1,12 +1,11 @@
 import { mkdirSync } from "node:fs";
-import http from "node:http";
 import path from "node:path";
 import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
 import { parseManifests } from "../../src/kube/apply.js";
 import { kubeRequest } from "../../src/kube/request.js";
 import { fakeNodePath, repoRoot, veleroPaths } from "../cluster/binaries.js";
 import { installCrds } from "../cluster/crds.js";
-import { freePort, startChild, type Child } from "../cluster/processes.js";
+import { freePort, startChild, waitForHttp200, type Child } from "../cluster/processes.js";
 import { until } from "../cluster/wait.js";
 import type { ClientTool } from "../s3/clientTools.js";
 import { describeRun, runTool, type RunOptions, type ToolRun } from "../s3/runTool.js";
@@ -33,26 +32,6 @@ export async function installVeleroCrdsFromBinary(kc: KubeConfig, kubeconfigPath
   // The installer prints one v1 List.
   const objects = parseManifests(run.stdout, "velero install --crds-only").flatMap((o) => (o.kind === "List" ? ((o as { items?: KubernetesObject[] }).items ?? []) : [o]));
   return installCrds(kc, objects);
-}
-
-async function httpStatus(url: string): Promise<number> {
-  return new Promise((resolve) => {
-    http.get(url, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    }).on("error", () => resolve(0));
-  });
-}
-
-/** Polls `url` for 200; fails at once, with the log's tail, if the child exits first. */
-async function waitHealthy(what: string, url: string, child: Child, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (child.process.exitCode !== null) throw new Error(`${child.name} exited with ${child.process.exitCode} before ${what} answered:\n${child.tail()}`);
-    if ((await httpStatus(url)) === 200) return;
-    if (Date.now() > deadline) throw new Error(`${what} did not answer 200 within ${timeoutMs} ms:\n${child.tail()}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
 }
 
 export interface VeleroServer {
@@ -86,7 +65,7 @@ export async function startVeleroServer(options: { kubeconfigPath: string; dir: 
     { AWS_SHARED_CREDENTIALS_FILE: options.credentialsFile, HOME: options.dir },
   );
   const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
-  await waitHealthy("velero server's metrics endpoint", metricsUrl, child, 60_000);
+  await waitForHttp200(child, metricsUrl, 60_000);
   return { child, metricsUrl, stop: () => child.stop(10_000) };
 }
 
@@ -135,7 +114,7 @@ export async function storageProcess(options: { dir: string; credentialsFile: st
         ],
         logFile,
       );
-      await waitHealthy("the storage service", `http://127.0.0.1:${healthPort}/readyz`, child, 20_000);
+      await waitForHttp200(child, `http://127.0.0.1:${healthPort}/readyz`, 20_000);
     },
     async kill() {
       if (!child) return;
