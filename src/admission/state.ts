@@ -1,5 +1,7 @@
 import { parsePolicy, type ClusterSnapshotPolicy, type SnapshotPolicy } from "../policy/types.js";
 import { backupSchema, backupStorageLocationSchema, namespaceOf, readVeleroObject, refOf, scheduleSchema, type Backup, type BackupStorageLocation, type Schedule } from "../velero/objects.js";
+import { argvOf, defaultVolumesToFsBackupFlag, veleroContainerOf } from "../velero/serverDeployment.js";
+import { DEFAULT_VELERO_USERNAMES } from "../velero/serviceAccounts.js";
 import { imageTag } from "../velero/version.js";
 
 /** What the Velero rules need to know about the cluster. */
@@ -9,11 +11,18 @@ export interface VeleroState {
   readonly schedules: readonly Schedule[];
   /** VolumeSnapshotLocations as "namespace/name"; undefined when not known (not watched). */
   readonly snapshotLocations: ReadonlySet<string> | undefined;
-  /** Secrets as "namespace/name" → their data keys. Values are never kept. */
-  readonly secrets: ReadonlyMap<string, readonly string[]>;
+  /**
+   * Secrets as "namespace/name" → their data keys (values are never kept); a Secret missing from a
+   * known map does not exist. undefined when Secrets are not known (reading them is opt-in).
+   */
+  readonly secrets: ReadonlyMap<string, readonly string[]> | undefined;
   /** The Velero server's image tag per namespace, from its Deployment. */
   readonly versions: ReadonlyMap<string, string>;
+  /** The Velero server's --default-volumes-to-fs-backup per namespace, where its Deployment gives it. */
+  readonly defaultVolumesToFsBackup: ReadonlyMap<string, boolean>;
   readonly nodeCount: number | undefined;
+  /** Usernames of Velero's own ServiceAccounts (system:serviceaccount:<ns>:<name>): their requests always pass. */
+  readonly serviceAccounts: readonly string[];
 }
 
 /**
@@ -39,15 +48,10 @@ export interface StateInput {
   webhookNamespace?: string | undefined;
   /** Set when VolumeSnapshotLocations are among the objects (even if there are none). */
   snapshotLocationsKnown?: boolean;
-}
-
-/** The Velero server Deployment: named velero, or labelled as Velero's by `velero install` or its Helm chart. */
-function veleroImageOf(object: { metadata?: { name?: string; labels?: Record<string, string> }; spec?: unknown }): string | undefined {
-  const labels = object.metadata?.labels ?? {};
-  const isVelero = object.metadata?.name === "velero" || labels.component === "velero" || labels["app.kubernetes.io/name"] === "velero";
-  if (!isVelero) return undefined;
-  const containers = (object.spec as { template?: { spec?: { containers?: Array<{ name?: string; image?: string }> } } } | undefined)?.template?.spec?.containers ?? [];
-  return (containers.find((c) => c.name === "velero") ?? containers[0])?.image;
+  /** Set when every Secret Velero objects may name is among the objects (also implied by any Secret in them). */
+  secretsKnown?: boolean;
+  /** Velero's ServiceAccount usernames (default: those `velero install` and Velero's Helm chart create in namespace velero). */
+  veleroServiceAccounts?: readonly string[];
 }
 
 const byName = (a: { metadata: { name: string } }, b: { metadata: { name: string } }) =>
@@ -64,6 +68,8 @@ export function buildClusterState(input: StateInput): ClusterState {
   const snapshotLocations = new Set<string>();
   const secrets = new Map<string, string[]>();
   const versions = new Map<string, string>();
+  const fsBackupDefaults = new Map<string, boolean>();
+  let sawSecrets = input.secretsKnown ?? false;
   let nodeCount: number | undefined;
   let sawSnapshotLocations = input.snapshotLocationsKnown ?? false;
 
@@ -96,12 +102,16 @@ export function buildClusterState(input: StateInput): ClusterState {
       snapshotLocations.add(refOf(object as { metadata?: { name?: string; namespace?: string } }));
     } else if (kind === "Secret") {
       // Keys only: a secret's values never enter the state.
+      sawSecrets = true;
       const secret = object as { metadata?: { name?: string; namespace?: string }; data?: object; stringData?: object };
       secrets.set(refOf(secret), [...Object.keys(secret.data ?? {}), ...Object.keys(secret.stringData ?? {})]);
     } else if (kind === "Deployment") {
       const deployment = object as { metadata?: { namespace?: string; name?: string; labels?: Record<string, string> }; spec?: unknown };
-      const tag = imageTag(veleroImageOf(deployment) ?? "");
+      const container = veleroContainerOf(deployment);
+      const tag = imageTag(container?.image ?? "");
       if (tag) versions.set(namespaceOf(deployment), tag);
+      const fsBackup = defaultVolumesToFsBackupFlag(argvOf(container));
+      if (fsBackup !== undefined) fsBackupDefaults.set(namespaceOf(deployment), fsBackup);
     } else if (kind === "Node") {
       nodeCount = (nodeCount ?? 0) + 1;
     }
@@ -113,9 +123,11 @@ export function buildClusterState(input: StateInput): ClusterState {
     backups,
     schedules,
     snapshotLocations: sawSnapshotLocations ? snapshotLocations : undefined,
-    secrets,
+    secrets: sawSecrets ? secrets : undefined,
     versions,
+    defaultVolumesToFsBackup: fsBackupDefaults,
     nodeCount,
+    serviceAccounts: input.veleroServiceAccounts ?? DEFAULT_VELERO_USERNAMES,
   };
   return { policiesByNamespace, clusterPolicies, namespaces, webhookNamespace: input.webhookNamespace, velero, problems };
 }

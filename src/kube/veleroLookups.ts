@@ -1,43 +1,72 @@
 import { AppsV1Api, CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
 import type { AdmissionReview } from "../admission/review.js";
 import type { ClusterState } from "../admission/state.js";
+import { argvOf, defaultVolumesToFsBackupFlag, veleroContainerOf } from "../velero/serverDeployment.js";
 import { imageTag } from "../velero/version.js";
 import type { BackupStorageLocation } from "../velero/objects.js";
 
 const TTL_MS = 60_000;
 const isNotFound = (err: unknown) => (err as { code?: number }).code === 404;
 
+export interface VeleroLookupsOptions {
+  /** Read the Secrets a location names (keys only); without it the rules say the keys were not checked. */
+  checkSecretKeys: boolean;
+}
+
+interface VeleroServer {
+  tag: string | undefined;
+  defaultVolumesToFsBackup: boolean | undefined;
+}
+
+/** The Secrets a location names: its credential and its CA certificate. */
+function secretNamesOf(location: BackupStorageLocation | undefined): string[] {
+  return [location?.spec?.credential?.name, location?.spec?.objectStorage?.caCertRef?.name].filter((n): n is string => typeof n === "string" && n !== "");
+}
+
 /**
  * What Velero validation needs beyond the informers, read on demand (location changes are rare):
- * the data keys of referenced Secrets (never their values), the Velero server version from its
- * Deployment, and the node count. Version and node count are cached for a minute.
+ * the data keys of referenced Secrets (never their values, and only when enabled), the Velero
+ * server's version and --default-volumes-to-fs-backup from its Deployment, and the node count.
+ * The Deployment and node count are cached for a minute.
  */
 export class VeleroLookups {
   private readonly core: CoreV1Api;
   private readonly apps: AppsV1Api;
-  private readonly versions = new Map<string, { at: number; tag: string | undefined }>();
+  private readonly servers = new Map<string, { at: number; server: VeleroServer }>();
   private nodes: { at: number; count: number } | undefined;
 
-  constructor(kc: KubeConfig) {
+  constructor(
+    kc: KubeConfig,
+    private readonly options: VeleroLookupsOptions,
+  ) {
     this.core = kc.makeApiClient(CoreV1Api);
     this.apps = kc.makeApiClient(AppsV1Api);
   }
 
   async prepare(review: AdmissionReview, state: ClusterState): Promise<ClusterState> {
-    if (review.request.kind.kind !== "BackupStorageLocation" && review.request.kind.kind !== "Backup" && review.request.kind.kind !== "Schedule") return state;
+    const kind = review.request.kind.kind;
+    if (kind !== "BackupStorageLocation" && kind !== "Backup" && kind !== "Schedule") return state;
     const namespace = review.request.namespace ?? "default";
-    const location = (review.request.object ?? review.request.oldObject) as BackupStorageLocation | undefined;
-    const secretNames = review.request.kind.kind === "BackupStorageLocation" ? [location?.spec?.credential?.name, location?.spec?.objectStorage?.caCertRef?.name].filter((n): n is string => Boolean(n)) : [];
-    const [secrets, version, nodeCount] = await Promise.all([
+    // Both versions of an updated location: the rules compare what the object had with what it has.
+    const secretNames =
+      kind === "BackupStorageLocation" && this.options.checkSecretKeys
+        ? [...new Set([review.request.object, review.request.oldObject].flatMap((o) => secretNamesOf(o as BackupStorageLocation | undefined)))]
+        : [];
+    const [secrets, server, nodeCount] = await Promise.all([
       Promise.all(secretNames.map(async (name) => [`${namespace}/${name}`, await this.secretKeys(namespace, name)] as const)),
-      this.veleroVersion(namespace),
-      review.request.kind.kind === "BackupStorageLocation" ? this.nodeCount() : Promise.resolve(state.velero.nodeCount),
+      this.veleroServer(namespace),
+      kind === "BackupStorageLocation" ? this.nodeCount() : Promise.resolve(state.velero.nodeCount),
     ]);
-    const secretMap = new Map(state.velero.secrets);
-    for (const [key, keys] of secrets) if (keys) secretMap.set(key, keys);
-    const versions = new Map(state.velero.versions);
-    if (version) versions.set(namespace, version);
-    return { ...state, velero: { ...state.velero, secrets: secretMap, versions, nodeCount } };
+    const velero = { ...state.velero, nodeCount };
+    if (this.options.checkSecretKeys) {
+      // Known for what was read: a Secret missing from the map does not exist.
+      const secretMap = new Map(state.velero.secrets ?? []);
+      for (const [key, keys] of secrets) if (keys) secretMap.set(key, keys);
+      velero.secrets = secretMap;
+    }
+    if (server.tag) velero.versions = new Map(state.velero.versions).set(namespace, server.tag);
+    if (server.defaultVolumesToFsBackup !== undefined) velero.defaultVolumesToFsBackup = new Map(state.velero.defaultVolumesToFsBackup).set(namespace, server.defaultVolumesToFsBackup);
+    return { ...state, velero };
   }
 
   private async secretKeys(namespace: string, name: string): Promise<string[] | undefined> {
@@ -50,20 +79,20 @@ export class VeleroLookups {
     }
   }
 
-  private async veleroVersion(namespace: string): Promise<string | undefined> {
-    const cached = this.versions.get(namespace);
-    if (cached && Date.now() - cached.at < TTL_MS) return cached.tag;
-    let tag: string | undefined;
+  private async veleroServer(namespace: string): Promise<VeleroServer> {
+    const cached = this.servers.get(namespace);
+    if (cached && Date.now() - cached.at < TTL_MS) return cached.server;
+    let server: VeleroServer = { tag: undefined, defaultVolumesToFsBackup: undefined };
     try {
       const deployment = await this.apps.readNamespacedDeployment({ namespace, name: "velero" });
-      const containers = deployment.spec?.template.spec?.containers ?? [];
-      tag = imageTag((containers.find((c) => c.name === "velero") ?? containers[0])?.image ?? "");
+      const container = veleroContainerOf({ metadata: { name: "velero" }, spec: deployment.spec });
+      server = { tag: imageTag(container?.image ?? ""), defaultVolumesToFsBackup: defaultVolumesToFsBackupFlag(argvOf(container)) };
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }
-    // Only a found version is cached: a Velero installed a moment ago must be seen at once.
-    if (tag) this.versions.set(namespace, { at: Date.now(), tag });
-    return tag;
+    // Only a found server is cached: a Velero installed a moment ago must be seen at once.
+    if (server.tag) this.servers.set(namespace, { at: Date.now(), server });
+    return server;
   }
 
   private async nodeCount(): Promise<number> {

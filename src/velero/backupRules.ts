@@ -3,6 +3,10 @@ import { cronProblem } from "./cron.js";
 import { parseGoDuration } from "./duration.js";
 import { deny, warn, type Finding } from "./findings.js";
 import { namespaceOf, type Backup, type BackupSpec, type ExecHook, type Restore, type Schedule } from "./objects.js";
+import { backupFilterFindings, restoreFilterFindings } from "./resourceFilters.js";
+
+/** The label Velero puts on every Backup a Schedule creates (velero.io/schedule-name, pkg/apis/velero/v1/labels_annotations.go). */
+export const SCHEDULE_NAME_LABEL = "velero.io/schedule-name";
 
 const ON_ERROR = ["Continue", "Fail"];
 
@@ -20,26 +24,48 @@ function execHookFindings(field: string, exec: ExecHook | undefined, durations: 
   return findings;
 }
 
-/** The rules shared by a Backup's spec and a Schedule's template. */
-function backupSpecFindings(base: string, spec: BackupSpec, namespace: string, state: VeleroState, version: string | undefined): Finding[] {
+/**
+ * The rules shared by a Backup's spec and a Schedule's template. Velero checks a Backup's location
+ * the moment it processes it (backup_controller.go, prepareBackupRequest: a missing or ReadOnly
+ * location ends it FailedValidation), so for a Backup those are denials; a Schedule only parses its
+ * cron expression (schedule_controller.go), and its location can appear or change before it fires.
+ */
+function backupSpecFindings(kind: "Backup" | "Schedule", base: string, spec: BackupSpec, namespace: string, state: VeleroState, version: string | undefined): Finding[] {
   const findings: Finding[] = [];
+  // Each problem as a Backup's denial, or as a Schedule's warning.
+  const location = (field: string, backup: string, schedule: string) => findings.push(kind === "Backup" ? deny(field, backup) : warn(field, schedule));
   const locations = state.locations.filter((l) => namespaceOf(l) === namespace);
+  const field = `${base}.storageLocation`;
   if (spec.storageLocation) {
-    const location = locations.find((l) => l.metadata?.name === spec.storageLocation);
-    if (!location) findings.push(deny(`${base}.storageLocation`, `BackupStorageLocation ${namespace}/${spec.storageLocation} does not exist`));
-    else if (location.spec?.accessMode === "ReadOnly") findings.push(deny(`${base}.storageLocation`, `${spec.storageLocation} is ReadOnly; Velero fails backups to it (FailedValidation)`));
+    const named = locations.find((l) => l.metadata?.name === spec.storageLocation);
+    const ref = `BackupStorageLocation ${namespace}/${spec.storageLocation}`;
+    if (!named) location(field, `${ref} does not exist`, `${ref} does not exist yet; the Schedule's backups fail until it does`);
+    else if (named.spec?.accessMode === "ReadOnly") {
+      location(field, `${spec.storageLocation} is ReadOnly; Velero fails backups to it (FailedValidation)`, `${spec.storageLocation} is ReadOnly; the Schedule's backups fail (FailedValidation) while it is`);
+    }
   } else {
     const defaults = locations.filter((l) => l.spec?.default === true);
-    if (defaults.length === 0) findings.push(deny(`${base}.storageLocation`, `is not set and ${namespace} has no default BackupStorageLocation; set storageLocation or mark a location default: true`));
-    else if (defaults.every((l) => l.spec?.accessMode === "ReadOnly")) findings.push(deny(`${base}.storageLocation`, `is not set and the default location ${defaults[0]!.metadata?.name} is ReadOnly`));
+    if (defaults.length === 0) {
+      location(
+        field,
+        `is not set and ${namespace} has no default BackupStorageLocation; set storageLocation or mark a location default: true`,
+        `is not set and ${namespace} has no default BackupStorageLocation; the Schedule's backups fail until one is default: true`,
+      );
+    } else if (defaults.every((l) => l.spec?.accessMode === "ReadOnly")) {
+      const name = defaults[0]!.metadata?.name;
+      location(field, `is not set and the default location ${name} is ReadOnly`, `is not set and the default location ${name} is ReadOnly; the Schedule's backups fail while it is`);
+    }
   }
+  // A VolumeSnapshotLocation may be created after the Backup or Schedule that names it (Helm creates
+  // custom resources in alphabetical kind order), so a missing one is a warning.
   for (const [i, name] of (spec.volumeSnapshotLocations ?? []).entries()) {
     if (!state.snapshotLocations) {
       findings.push(warn(`${base}.volumeSnapshotLocations[${i}]`, `${name} not checked: app-snapshots does not know this cluster's VolumeSnapshotLocations`));
     } else if (!state.snapshotLocations.has(`${namespace}/${name}`)) {
-      findings.push(deny(`${base}.volumeSnapshotLocations[${i}]`, `VolumeSnapshotLocation ${namespace}/${name} does not exist`));
+      findings.push(warn(`${base}.volumeSnapshotLocations[${i}]`, `VolumeSnapshotLocation ${namespace}/${name} does not exist yet; Velero fails a backup naming a missing one`));
     }
   }
+  findings.push(...backupFilterFindings(base, spec));
   for (const key of ["ttl", "csiSnapshotTimeout", "itemOperationTimeout"] as const) findings.push(...durationFinding(`${base}.${key}`, spec[key]));
   if (spec.defaultVolumesToRestic !== undefined) {
     findings.push(
@@ -61,7 +87,7 @@ function backupSpecFindings(base: string, spec: BackupSpec, namespace: string, s
 
 export function validateBackup(backup: Backup, state: VeleroState): Finding[] {
   const namespace = namespaceOf(backup);
-  return backupSpecFindings("spec", backup.spec ?? {}, namespace, state, state.versions.get(namespace));
+  return backupSpecFindings("Backup", "spec", backup.spec ?? {}, namespace, state, state.versions.get(namespace));
 }
 
 export function validateSchedule(schedule: Schedule, state: VeleroState): Finding[] {
@@ -73,7 +99,7 @@ export function validateSchedule(schedule: Schedule, state: VeleroState): Findin
     const problem = cronProblem(expression);
     if (problem) findings.push(deny("spec.schedule", `"${expression}" is not a valid schedule: ${problem}`));
   }
-  findings.push(...backupSpecFindings("spec.template", schedule.spec?.template ?? {}, namespace, state, state.versions.get(namespace)));
+  findings.push(...backupSpecFindings("Schedule", "spec.template", schedule.spec?.template ?? {}, namespace, state, state.versions.get(namespace)));
   return findings;
 }
 
@@ -89,9 +115,20 @@ export function validateRestore(restore: Restore, state: VeleroState): Finding[]
     else if (backup.status?.phase !== "Completed" && backup.status?.phase !== "PartiallyFailed") {
       findings.push(warn("spec.backupName", `Backup ${spec.backupName} is ${backup.status?.phase ?? "not yet processed"}, not Completed or PartiallyFailed; the restore may fail or be incomplete`));
     }
-  } else if (spec.scheduleName && !state.schedules.some((s) => namespaceOf(s) === namespace && s.metadata?.name === spec.scheduleName)) {
-    findings.push(deny("spec.scheduleName", `Schedule ${namespace}/${spec.scheduleName} does not exist`));
+  } else if (spec.scheduleName) {
+    // Velero never reads the Schedule: it restores the newest Completed Backup labelled with its name,
+    // and fails the Restore at once when there is none (restore_controller.go, validateAndComplete).
+    const fromSchedule = state.backups.filter((b) => namespaceOf(b) === namespace && b.metadata?.labels?.[SCHEDULE_NAME_LABEL] === spec.scheduleName);
+    if (!fromSchedule.some((b) => b.status?.phase === "Completed")) {
+      findings.push(
+        deny(
+          "spec.scheduleName",
+          `no Completed Backup in ${namespace} is labelled ${SCHEDULE_NAME_LABEL}=${spec.scheduleName}${fromSchedule.length > 0 ? ` (${fromSchedule.length} not completed)` : ""}; Velero fails the Restore at once (is the location synced? velero backup get)`,
+        ),
+      );
+    }
   }
+  findings.push(...restoreFilterFindings(spec));
   findings.push(...durationFinding("spec.itemOperationTimeout", spec.itemOperationTimeout));
   for (const [i, resource] of (spec.hooks?.resources ?? []).entries()) {
     const field = `spec.hooks.resources[${i}]`;

@@ -1,8 +1,10 @@
 import { X509Certificate } from "node:crypto";
 import type { VeleroState } from "../admission/state.js";
+import { awsConfigFindings } from "./awsConfig.js";
 import { parseGoDuration } from "./duration.js";
 import { deny, refuse, warn, type Finding } from "./findings.js";
 import { KNOWN_PROVIDERS, LVP_PROVIDERS, namespaceOf, normalizeProvider, refOf, type BackupStorageLocation, type SecretKeyRef } from "./objects.js";
+import { pluginNameProblem, resemblingProvider } from "./providerNames.js";
 import { isQuantity } from "./quantity.js";
 import { atLeast, parseVeleroVersion } from "./version.js";
 
@@ -10,32 +12,11 @@ import { atLeast, parseVeleroVersion } from "./version.js";
 export const SHARED_STORAGE_ANNOTATION = "appsnapshots.io/shared-storage";
 export const ALLOW_DELETE_ANNOTATION = "appsnapshots.io/allow-delete";
 
-const CHECKSUM_ALGORITHMS = ["", "CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"];
+/** Velero trims leading and trailing "/" from bucket and prefix before use (pkg/persistence/object_store.go, objectBackupStoreGetter.Get). */
 const trimSlashes = (text: string) => text.replace(/^\/+|\/+$/g, "");
 
-/** Real-AWS bucket naming rules (general purpose buckets). */
-export function s3BucketNameProblem(bucket: string): string | undefined {
-  if (bucket.length < 3 || bucket.length > 63) return "must be 3 to 63 characters long";
-  if (!/^[a-z0-9][a-z0-9.-]*[a-z0-9]$/.test(bucket)) return "may hold only lowercase letters, digits, dots and hyphens, and must start and end with a letter or digit";
-  if (bucket.includes("..")) return "must not contain two dots in a row";
-  if (/^\d+\.\d+\.\d+\.\d+$/.test(bucket)) return "must not look like an IP address";
-  if (/^(xn--|sthree-|amzn-s3-demo-)/.test(bucket) || /(-s3alias|--ol-s3|\.mrap|--x-s3)$/.test(bucket)) return "uses a prefix or suffix AWS reserves";
-  return undefined;
-}
-
-/** http(s)://host[:port] and nothing else: kopia and minio-go reject a path in the endpoint. */
-export function endpointProblem(text: string): string | undefined {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    return `"${text}" is not a URL; use http(s)://host[:port]`;
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") return `"${text}" must start with http:// or https://`;
-  if (url.username || url.password) return "must not carry credentials; use the credential Secret";
-  if ((url.pathname !== "/" && url.pathname !== "") || url.search || url.hash) return `"${text}" has a path or query; use http(s)://host[:port] (kopia rejects a path in s3Url)`;
-  return undefined;
-}
+/** Why Secrets may be unknown to the webhook: reading them is opt-in. */
+export const SECRETS_NOT_READ = "app-snapshots does not read Secrets unless webhook.velero.checkSecretKeys is true";
 
 /** The PEM certificates in a BSL's caCert (base64 of PEM in the object); why not, if none parse. */
 export function caCertProblem(base64: string): string | undefined {
@@ -52,48 +33,20 @@ export function caCertProblem(base64: string): string | undefined {
   return undefined;
 }
 
-function secretRefFindings(field: string, ref: SecretKeyRef | undefined, namespace: string, state: VeleroState): Finding[] {
+/**
+ * A Secret a location names. It may be created after the location (Helm's kind order, GitOps, External
+ * Secrets), and Velero re-validates the location every minute, so what is missing is a warning.
+ */
+function secretRefFindings(field: string, what: string, ref: SecretKeyRef | undefined, namespace: string, state: VeleroState): Finding[] {
   if (!ref) return [];
   if (!ref.name) return [deny(`${field}.name`, "is required")];
   if (!ref.key) return [deny(`${field}.key`, "is required")];
-  const keys = state.secrets.get(`${namespace}/${ref.name}`);
-  if (!keys) return [deny(field, `Secret ${namespace}/${ref.name} does not exist; create it before the location (Velero cannot validate a location without it)`)];
-  if (!keys.includes(ref.key)) return [deny(field, `Secret ${namespace}/${ref.name} has no key "${ref.key}" (it has: ${keys.join(", ") || "no keys"})`)];
+  const secret = `${namespace}/${ref.name}`;
+  if (!state.secrets) return [warn(field, `${what} Secret ${secret} not checked: ${SECRETS_NOT_READ}`)];
+  const keys = state.secrets.get(secret);
+  if (!keys) return [warn(field, `${what} Secret ${secret} does not exist yet; the location stays Unavailable until it does`)];
+  if (!keys.includes(ref.key)) return [warn(field, `${what} Secret ${secret} has no key "${ref.key}" (it has: ${keys.join(", ") || "no keys"}); the location stays Unavailable until it does`)];
   return [];
-}
-
-const isTrueFalse = (v: string) => v === "true" || v === "false";
-
-function awsFindings(config: Record<string, string>, bucket: string | undefined): Finding[] {
-  const findings: Finding[] = [];
-  const s3Url = config.s3Url;
-  if (!config.region) {
-    findings.push(
-      s3Url
-        ? warn("spec.config.region", "is not set; kopia then asks the server, but velero-plugin-for-aws >= 1.14.1 needs a region with s3Url: set any region the server accepts")
-        : deny("spec.config.region", "is required for AWS S3 (set s3Url for other S3-compatible storage)"),
-    );
-  }
-  for (const key of ["s3Url", "publicUrl"]) {
-    const value = config[key];
-    if (value === undefined) continue;
-    const problem = endpointProblem(value);
-    if (problem) findings.push(deny(`spec.config.${key}`, problem));
-  }
-  if (bucket) {
-    const problem = s3BucketNameProblem(bucket);
-    if (problem) findings.push(s3Url ? warn("spec.objectStorage.bucket", `${problem} by AWS rules; fine if your server allows it`) : deny("spec.objectStorage.bucket", `${problem} (S3 bucket naming)`));
-  }
-  for (const key of ["s3ForcePathStyle", "insecureSkipTLSVerify"]) {
-    if (config[key] !== undefined && !isTrueFalse(config[key])) findings.push(deny(`spec.config.${key}`, `must be "true" or "false", not "${config[key]}"`));
-  }
-  if (config.checksumAlgorithm !== undefined && !CHECKSUM_ALGORITHMS.includes(config.checksumAlgorithm)) {
-    findings.push(deny("spec.config.checksumAlgorithm", `must be one of "", CRC32, CRC32C, CRC64NVME, SHA1, SHA256; not "${config.checksumAlgorithm}"`));
-  }
-  const sse = config.serverSideEncryption;
-  if (sse !== undefined && sse !== "AES256" && sse !== "aws:kms") findings.push(deny("spec.config.serverSideEncryption", `must be AES256 or aws:kms, not "${sse}"`));
-  if (config.kmsKeyId !== undefined && sse !== "aws:kms") findings.push(deny("spec.config.kmsKeyId", 'needs serverSideEncryption: "aws:kms"'));
-  return findings;
 }
 
 function lvpFindings(provider: string, location: BackupStorageLocation, namespace: string, state: VeleroState): Finding[] {
@@ -101,11 +54,16 @@ function lvpFindings(provider: string, location: BackupStorageLocation, namespac
   const config = location.spec?.config ?? {};
   const version = state.versions.get(namespace);
   const parsed = version ? parseVeleroVersion(version) : undefined;
-  const lvpMessage =
-    "local-volume-provider cannot store kopia file-system backups (pod volume data) on Velero >= 1.17, and its backups cannot be restored there. " +
-    "Serve the volume over S3 instead: app-snapshots storage, with provider: velero.io/aws, config.s3Url: http(s)://<app-snapshots-storage>:9000, s3ForcePathStyle: \"true\"";
-  if (parsed && atLeast(parsed, 1, 17)) findings.push(deny("spec.provider", `Velero ${version} in ${namespace}: ${lvpMessage}`));
-  else if (!parsed) findings.push(warn("spec.provider", `Velero version in ${namespace} unknown: on Velero >= 1.17 local-volume-provider cannot hold kopia volume data; serve the volume over S3 with app-snapshots storage`));
+  // Velero 1.17 writes new file-system backups with kopia only (restic dropped for new backups, PR #9069),
+  // which local-volume-provider cannot hold (LVP PR #121); restic restore goes in 1.19 (#9467).
+  if (parsed && atLeast(parsed, 1, 17)) {
+    findings.push(
+      warn("spec.provider", `on Velero ${version} local-volume-provider keeps resource and CSI backups working and restic backups restorable until 1.19, but kopia file-system backups fail`),
+      warn("spec.provider", 'to keep file-system backups, serve this volume over S3 with app-snapshots storage: provider aws, s3Url http(s)://<storage service>:9000, s3ForcePathStyle "true"'),
+    );
+  } else if (!parsed) {
+    findings.push(warn("spec.provider", `Velero version in ${namespace} unknown: from Velero 1.17 on, kopia file-system backups fail on local-volume-provider; serve the volume over S3 with app-snapshots storage`));
+  }
 
   if (provider !== "replicated.com/pvc") {
     if (!config.path) findings.push(deny("spec.config.path", `is required for ${provider} (the directory on the ${provider === "replicated.com/nfs" ? "NFS export" : "node"})`));
@@ -140,9 +98,21 @@ function storageIdentity(location: BackupStorageLocation): { provider: string; e
 
 const nestedIn = (inner: string, outer: string) => outer === "" || inner === outer || inner.startsWith(`${outer}/`);
 const isReadOnly = (location: BackupStorageLocation) => location.spec?.accessMode === "ReadOnly";
-const sameObject = (a: BackupStorageLocation, b: BackupStorageLocation) =>
-  refOf(a) === refOf(b);
+const sameObject = (a: BackupStorageLocation, b: BackupStorageLocation) => refOf(a) === refOf(b);
 
+/**
+ * Two locations on one place in object storage. What Velero does with them decides the severity:
+ * - same prefix, same namespace: backup names are unique in a namespace, so nothing is overwritten;
+ *   the backup-sync controller finds every backup already in the cluster and imports none (it creates
+ *   only names the namespace lacks, pkg/controller/backup_sync_controller.go), so each Backup stays
+ *   with the location that wrote it, and deleting one deletes its data for both. A warning.
+ * - same prefix, two namespaces (two Velero installations): each names its Schedules' backups
+ *   <schedule>-<timestamp>, so equal names overwrite each other's data, and each installation's
+ *   sync imports the other's backups and garbage-collects them at their TTL. Denied when both write.
+ * - nested prefixes: the outer location then lists the inner prefix as an unknown top-level folder,
+ *   and Velero marks it Unavailable (IsValid, pkg/persistence/object_store.go); every backup to it
+ *   then fails. Denied when the inner one writes.
+ */
 function overlapFindings(location: BackupStorageLocation, state: VeleroState): Finding[] {
   const mine = storageIdentity(location);
   if (!mine) return [];
@@ -153,19 +123,55 @@ function overlapFindings(location: BackupStorageLocation, state: VeleroState): F
     if (!theirs || theirs.provider !== mine.provider || theirs.endpoint !== mine.endpoint || theirs.bucket !== mine.bucket) continue;
     if (!nestedIn(mine.prefix, theirs.prefix) && !nestedIn(theirs.prefix, mine.prefix)) continue;
     const name = refOf(other);
-    const where = `bucket "${mine.bucket}" prefix "${mine.prefix}" ${mine.prefix === theirs.prefix ? "is also used by" : "overlaps the prefix \"" + theirs.prefix + "\" of"} BackupStorageLocation ${name}`;
-    if (isReadOnly(location) || isReadOnly(other)) {
-      findings.push(warn("spec.objectStorage.prefix", `${where} (one of them is ReadOnly, as for a migration or restore)`));
-    } else {
+    const field = "spec.objectStorage.prefix";
+    if (mine.prefix === theirs.prefix) {
+      const where = `bucket "${mine.bucket}" prefix "${mine.prefix}" is also used by BackupStorageLocation ${name}`;
+      if (namespaceOf(other) !== namespaceOf(location) && !isReadOnly(location) && !isReadOnly(other)) {
+        findings.push(
+          deny(
+            field,
+            `${where}, of another Velero installation: backups of equal names (a Schedule's <name>-<timestamp>) overwrite each other there, and each installation imports and garbage-collects the other's backups. Use a distinct prefix, or accessMode: ReadOnly for one`,
+          ),
+        );
+      } else {
+        findings.push(
+          warn(field, where),
+          warn(field, "both locations list the same backups; none is overwritten (backup names are unique per namespace), and deleting one deletes it for both"),
+        );
+      }
+      continue;
+    }
+    const [inner, outer] = nestedIn(mine.prefix, theirs.prefix) ? [location, other] : [other, location];
+    const innerPrefix = nestedIn(mine.prefix, theirs.prefix) ? mine.prefix : theirs.prefix;
+    const outerPrefix = nestedIn(mine.prefix, theirs.prefix) ? theirs.prefix : mine.prefix;
+    const where = `bucket "${mine.bucket}" prefix "${innerPrefix}" lies inside the prefix "${outerPrefix}" of ${sameObject(outer, location) ? "this location" : `BackupStorageLocation ${refOf(outer)}`}`;
+    if (isReadOnly(inner)) findings.push(warn(field, where), warn(field, "the inner location is ReadOnly, so it adds no folder to the outer one's prefix"));
+    else {
       findings.push(
         deny(
-          "spec.objectStorage.prefix",
-          `${where}; two read-write locations there overwrite each other's backups, and Velero marks a location Unavailable when unknown top-level folders appear. Use a distinct prefix, or accessMode: ReadOnly for one`,
+          field,
+          `${where}: once ${sameObject(inner, location) ? "this location" : refOf(inner)} writes, Velero finds an unknown top-level folder under "${outerPrefix}" and marks ${sameObject(outer, location) ? "this location" : refOf(outer)} Unavailable, failing its backups. Use prefixes that do not nest`,
         ),
       );
     }
   }
   return findings;
+}
+
+/** The provider's name as Velero resolves it: refused if no plugin can carry it, a warning if unknown. */
+function providerFindings(provider: string): Finding[] {
+  const problem = pluginNameProblem(provider);
+  if (problem) return [deny("spec.provider", `"${provider}" ${problem}`)];
+  const normalized = normalizeProvider(provider);
+  if (KNOWN_PROVIDERS.includes(normalized)) return [];
+  const resembles = resemblingProvider(provider);
+  // Velero looks the plugin up by this exact name; without one the location stays Unavailable (the BSL
+  // controller's "unable to locate ObjectStore plugin named ..."), and a plugin added later
+  // (velero plugin add) makes it work: not a permanent failure, so not a denial.
+  if (resembles) {
+    return [warn("spec.provider", `"${provider}" looks like ${resembles}: Velero finds plugins by exact name; until one of this name exists, the location stays Unavailable`)];
+  }
+  return [warn("spec.provider", `${normalized} is not a provider app-snapshots knows; its config was not checked`)];
 }
 
 /** Every rule for a BackupStorageLocation being created or updated. */
@@ -181,9 +187,13 @@ export function validateLocation(location: BackupStorageLocation, state: VeleroS
   else if (trimSlashes(bucket).includes("/")) {
     findings.push(deny("spec.objectStorage.bucket", `"${bucket}" must not contain "/"; put the path in spec.objectStorage.prefix (bucket: ${trimSlashes(bucket).split("/")[0]}, prefix: ${trimSlashes(bucket).split("/").slice(1).join("/")})`));
   }
-  const prefix = spec.objectStorage?.prefix;
-  if (prefix?.startsWith("/")) findings.push(deny("spec.objectStorage.prefix", `"${prefix}" must not start with "/"`));
-  else if (prefix?.endsWith("/")) findings.push(warn("spec.objectStorage.prefix", `"${prefix}": Velero trims the trailing "/"; write "${trimSlashes(prefix)}"`));
+  for (const key of ["bucket", "prefix"] as const) {
+    const value = spec.objectStorage?.[key];
+    // A bucket with an inner "/" is denied above; otherwise surrounding slashes are harmless.
+    if (value && value !== trimSlashes(value) && !(key === "bucket" && trimSlashes(value).includes("/"))) {
+      findings.push(warn(`spec.objectStorage.${key}`, `"${value}": Velero trims the leading and trailing "/"; write "${trimSlashes(value)}"`));
+    }
+  }
   for (const key of ["bucket", "prefix"]) {
     if (spec.config?.[key] !== undefined) findings.push(warn(`spec.config.${key}`, `is ignored: Velero overwrites it with spec.objectStorage.${key} (velero#8918)`));
   }
@@ -193,7 +203,7 @@ export function validateLocation(location: BackupStorageLocation, state: VeleroS
     const problem = caCertProblem(spec.objectStorage.caCert);
     if (problem) findings.push(deny("spec.objectStorage.caCert", problem));
   }
-  findings.push(...secretRefFindings("spec.objectStorage.caCertRef", spec.objectStorage?.caCertRef, namespace, state));
+  findings.push(...secretRefFindings("spec.objectStorage.caCertRef", "CA certificate", spec.objectStorage?.caCertRef, namespace, state));
   if (spec.accessMode !== undefined && spec.accessMode !== "ReadOnly" && spec.accessMode !== "ReadWrite") {
     findings.push(deny("spec.accessMode", `must be ReadOnly or ReadWrite, not "${spec.accessMode}"`));
   }
@@ -204,13 +214,12 @@ export function validateLocation(location: BackupStorageLocation, state: VeleroS
     if (ns === undefined) findings.push(deny(`spec.${key}`, `"${String(value)}" is not a duration (e.g. 1m, 30s, 1h)`));
     else if (ns < 0) findings.push(warn(`spec.${key}`, "is negative; Velero then uses its default"));
   }
-  findings.push(...secretRefFindings("spec.credential", spec.credential, namespace, state));
+  findings.push(...secretRefFindings("spec.credential", "credential", spec.credential, namespace, state));
 
   const config = spec.config ?? {};
-  if (!KNOWN_PROVIDERS.includes(provider)) {
-    findings.push(warn("spec.provider", `${provider} is not a provider app-snapshots knows; its config was not checked`));
-  } else if (provider === "velero.io/aws") {
-    findings.push(...awsFindings(config, bucket && trimSlashes(bucket)));
+  findings.push(...providerFindings(spec.provider));
+  if (provider === "velero.io/aws") {
+    findings.push(...awsConfigFindings(config, bucket && trimSlashes(bucket)));
   } else if (provider === "velero.io/azure") {
     if (!config.storageAccount) findings.push(deny("spec.config.storageAccount", "is required for velero.io/azure"));
     if (!config.resourceGroup) findings.push(warn("spec.config.resourceGroup", "is not set; the Azure plugin needs it unless the storage account key or a workload identity is used"));

@@ -12,6 +12,10 @@ const strList = z.array(z.string()).optional().catch(undefined);
 const strMap = z.record(z.string(), z.string()).optional().catch(undefined);
 const list = <T extends z.ZodType>(item: T) => z.array(item).optional().catch(undefined);
 const obj = <T extends z.ZodRawShape>(shape: T) => z.object(shape).optional().catch(undefined);
+/** Present or not is all a rule asks (Velero checks `!= nil`): JSON null reads as absent. */
+const present = z.unknown().transform((v) => (v === undefined || v === null ? undefined : true)).optional().catch(undefined);
+/** includeClusterResources is a *bool: null and absent are both "not set". */
+const nullableBool = z.boolean().nullable().optional().catch(undefined);
 
 const secretKeyRef = obj({ name: str, key: str });
 const metadata = z
@@ -29,8 +33,24 @@ const execHook = obj({
   waitForReady: bool,
 });
 
+/** The namespace and resource filters Backups and Restores share (velero pkg/apis/velero/v1). */
+const filters = {
+  includedNamespaces: strList,
+  excludedNamespaces: strList,
+  includedResources: strList,
+  excludedResources: strList,
+  labelSelector: present,
+  orLabelSelectors: present,
+};
+
 const backupSpec = z
   .object({
+    ...filters,
+    includeClusterResources: nullableBool,
+    includedClusterScopedResources: strList,
+    excludedClusterScopedResources: strList,
+    includedNamespaceScopedResources: strList,
+    excludedNamespaceScopedResources: strList,
     storageLocation: str,
     volumeSnapshotLocations: strList,
     defaultVolumesToRestic: bool,
@@ -63,9 +83,12 @@ export const scheduleSchema = z.object({ metadata, spec: obj({ schedule: str, te
 
 export const restoreSchema = z.object({
   metadata,
+  status: obj({ phase: str }),
   spec: obj({
+    ...filters,
     backupName: str,
     scheduleName: str,
+    existingResourcePolicy: str,
     itemOperationTimeout: str,
     hooks: obj({
       resources: list(

@@ -1,7 +1,8 @@
 /**
  * Which pod volumes Velero's file-system backup can ever take (velero internal/volumehelper and
  * pkg/podvolume/backupper.go): it always skips these source types and `default-token*` volumes,
- * block volumes (volumeDevices), and volumes no container mounts.
+ * block volumes (volumeDevices), volumes no regular container mounts (init containers' mounts do
+ * not count), and every volume of a pod that is not Running.
  */
 export const NEVER_BACKED_UP_SOURCES = ["hostPath", "secret", "configMap", "projected", "downwardAPI"] as const;
 

@@ -185,7 +185,8 @@ describe("helm install of the chart, with its processes run locally", () => {
       expect(await status(kubeRequest(kc, "GET", `/api/v1/namespaces/${ns}/secrets?fieldSelector=metadata.name%3D${fullname}-storage-credentials`))).toBe(403);
       expect(await status(kubeRequest(kc, "PATCH", `/api/v1/namespaces/${ns}/secrets/${fullname}-webhook-tls`, {}, "application/merge-patch+json"))).toBe(403);
       expect(await status(kubeRequest(kc, "GET", `/api/v1/namespaces/${ns}/secrets/${fullname}-storage-credentials`))).toBe(403);
-      expect(await status(kubeRequest(kc, "GET", `/api/v1/namespaces/${veleroNs}/secrets/${fullname}-storage-credentials`))).toBe(200);
+      // Secrets in Velero's namespace only with webhook.velero.checkSecretKeys (off by default).
+      expect(await status(kubeRequest(kc, "GET", `/api/v1/namespaces/${veleroNs}/secrets/${fullname}-storage-credentials`))).toBe(403);
       expect(await status(kubeRequest(kc, "PATCH", `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/other-${run}`, [], "application/json-patch+json"))).toBe(403);
       expect(await status(kubeRequest(kc, "DELETE", `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${fullname}-pods`))).toBe(403);
       expect(await status(kubeRequest(kc, "GET", `/apis/apps/v1/namespaces/${ns}/deployments`))).toBe(403);

@@ -11,6 +11,8 @@ const restore = (spec: object) => ({ apiVersion: "velero.io/v1", kind: "Restore"
 
 function verdict(kind: "Backup" | "Schedule" | "Restore", object: object, objects: unknown[] = [], snapshotLocationsKnown = false) {
   const out = admit(veleroReview(kind, "CREATE", object), veleroState([...locations, ...objects], snapshotLocationsKnown), "velero").response;
+  // Every warning must reach the client whole (formatWarnings cuts longer ones with "...").
+  for (const warning of out.warnings ?? []) expect(warning.endsWith("..."), warning).toBe(false);
   return { allowed: out.allowed, message: out.status?.message ?? "", warnings: out.warnings ?? [] };
 }
 
@@ -39,10 +41,14 @@ describe("Backup rules", () => {
     expect(out.status?.message).toBe(`app-snapshots: Backup ${NS}/b1 is invalid: spec.storageLocation: is not set and velero has no default BackupStorageLocation; set storageLocation or mark a location default: true`);
   });
 
-  it("checks volumeSnapshotLocations when they are known, and says so when they are not", () => {
+  it("checks volumeSnapshotLocations when they are known (a missing one is a warning: it may come later), and says so when they are not", () => {
     const vsl = { apiVersion: "velero.io/v1", kind: "VolumeSnapshotLocation", metadata: { name: "aws-ebs", namespace: NS } };
-    expect(verdict("Backup", backup({ volumeSnapshotLocations: ["aws-ebs"] }), [vsl]).allowed).toBe(true);
-    expect(verdict("Backup", backup({ volumeSnapshotLocations: ["gcp-pd"] }), [], true).message).toContain("spec.volumeSnapshotLocations[0]: VolumeSnapshotLocation velero/gcp-pd does not exist");
+    expect(verdict("Backup", backup({ volumeSnapshotLocations: ["aws-ebs"] }), [vsl])).toEqual({ allowed: true, message: "", warnings: [] });
+    expect(verdict("Backup", backup({ volumeSnapshotLocations: ["gcp-pd"] }), [], true)).toEqual({
+      allowed: true,
+      message: "",
+      warnings: ["app-snapshots: spec.volumeSnapshotLocations[0]: VolumeSnapshotLocation velero/gcp-pd does not exist yet; Velero fails a backup naming a missing one"],
+    });
     expect(verdict("Backup", backup({ volumeSnapshotLocations: ["gcp-pd"] })).warnings).toEqual([
       "app-snapshots: spec.volumeSnapshotLocations[0]: gcp-pd not checked: app-snapshots does not know this cluster's VolumeSnapshotLocations",
     ]);
@@ -59,9 +65,28 @@ describe("Schedule rules", () => {
   it("accepts cron and descriptor schedules and checks the template like a Backup", () => {
     expect(verdict("Schedule", schedule({ schedule: "0 2 * * *", template: { storageLocation: "default" } })).allowed).toBe(true);
     expect(verdict("Schedule", schedule({ schedule: "@every 6h", template: {} })).allowed).toBe(true);
-    expect(verdict("Schedule", schedule({ schedule: "0 2 * * *", template: { storageLocation: "archive" } })).message).toBe(
-      `app-snapshots: Schedule ${NS}/nightly is invalid: spec.template.storageLocation: archive is ReadOnly; Velero fails backups to it (FailedValidation)`,
+    expect(verdict("Schedule", schedule({ schedule: "0 2 * * *", template: { ttl: "a week" } })).message).toBe(
+      `app-snapshots: Schedule ${NS}/nightly is invalid: spec.template.ttl: "a week" is not a duration (e.g. 30s, 10m, 720h)`,
     );
+  });
+  it("only warns about the template's location: Velero checks it when the Schedule fires, not when it is created", () => {
+    expect(verdict("Schedule", schedule({ schedule: "0 2 * * *", template: { storageLocation: "archive" } }))).toEqual({
+      allowed: true,
+      message: "",
+      warnings: ["app-snapshots: spec.template.storageLocation: archive is ReadOnly; the Schedule's backups fail (FailedValidation) while it is"],
+    });
+    expect(verdict("Schedule", schedule({ schedule: "0 2 * * *", template: { storageLocation: "offsite" } })).warnings).toEqual([
+      "app-snapshots: spec.template.storageLocation: BackupStorageLocation velero/offsite does not exist yet; the Schedule's backups fail until it does",
+    ]);
+  });
+  it("accepts a Schedule naming a VolumeSnapshotLocation Helm creates after it (custom resources go in alphabetical kind order)", () => {
+    // As a chart would ship them: the Schedule is applied first.
+    const nightly = schedule({ schedule: "0 3 * * *", template: { storageLocation: "default", volumeSnapshotLocations: ["aws-ebs"], ttl: "168h0m0s" } });
+    expect(verdict("Schedule", nightly, [], true)).toEqual({
+      allowed: true,
+      message: "",
+      warnings: ["app-snapshots: spec.template.volumeSnapshotLocations[0]: VolumeSnapshotLocation velero/aws-ebs does not exist yet; Velero fails a backup naming a missing one"],
+    });
   });
   it("denies an invalid cron expression with the reason", () => {
     expect(verdict("Schedule", schedule({ schedule: "0 25 * * *", template: {} })).message).toBe(
@@ -78,7 +103,7 @@ describe("Restore rules", () => {
   it.each([
     [{}, "spec.backupName: or spec.scheduleName is required"],
     [{ backupName: "gone" }, "spec.backupName: Backup velero/gone does not exist (is the location synced? velero backup get)"],
-    [{ scheduleName: "weekly" }, "spec.scheduleName: Schedule velero/weekly does not exist"],
+    [{ scheduleName: "weekly" }, "spec.scheduleName: no Completed Backup in velero is labelled velero.io/schedule-name=weekly; Velero fails the Restore at once (is the location synced? velero backup get)"],
     [{ backupName: "nightly-1", scheduleName: "x" }, "spec.scheduleName: and backupName are both set; Velero needs exactly one"],
     [
       { backupName: "nightly-1", hooks: { resources: [{ name: "h", postHooks: [{ init: { initContainers: [{ name: "prep", image: "busybox" }] } }] }] } },

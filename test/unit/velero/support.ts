@@ -39,8 +39,10 @@ export function veleroReview(
   operation: "CREATE" | "UPDATE" | "DELETE",
   object: unknown,
   oldObject?: unknown,
+  username = "kubernetes-admin",
 ): AdmissionReview {
   const resource = { BackupStorageLocation: "backupstoragelocations", Backup: "backups", Schedule: "schedules", Restore: "restores" }[kind];
   const meta = ((object ?? oldObject) as { metadata: { name: string; namespace?: string } }).metadata;
-  return admissionReview({ group: "velero.io", kind, resource, namespace: meta.namespace ?? NS, name: meta.name, operation, object: operation === "DELETE" ? null : object, oldObject, uid: "b1" });
+  const review = admissionReview({ group: "velero.io", kind, resource, namespace: meta.namespace ?? NS, name: meta.name, operation, object: operation === "DELETE" ? null : object, oldObject, uid: "b1" });
+  return { ...review, request: { ...review.request, userInfo: { username, groups: ["system:authenticated"] } } };
 }
