@@ -13,17 +13,20 @@ import {
   type HookPhase,
 } from "../velero/annotations.js";
 import { isGoDuration } from "../velero/duration.js";
+import type { AppContainer } from "./appContainer.js";
 import type { Pod } from "./pod.js";
 
-/** The annotations (key suffix → value) a policy's hook of one phase becomes on this pod. */
-function hookValues(phase: HookPhase, hooks: Hooks, firstContainer: string | undefined): Record<string, string> | undefined {
+type ExecPhase = Exclude<HookPhase, "initRestore">;
+
+/** The annotations (key suffix → value) a policy's exec hook of one phase becomes on this pod. */
+function hookValues(phase: ExecPhase, hooks: Hooks, defaultContainer: string | undefined): Record<string, string> | undefined {
   switch (phase) {
     case "preBackup":
     case "postBackup": {
       const hook = hooks[phase];
       if (!hook) return undefined;
       return {
-        container: hook.container ?? firstContainer ?? "",
+        container: hook.container ?? defaultContainer ?? "",
         command: formatHookCommand(hook.command),
         // Always explicit: Velero <= 1.18 treats a missing backup on-error as Continue in practice.
         "on-error": hook.onError,
@@ -34,7 +37,7 @@ function hookValues(phase: HookPhase, hooks: Hooks, firstContainer: string | und
       const hook = hooks.postRestore;
       if (!hook) return undefined;
       return {
-        container: hook.container ?? firstContainer ?? "",
+        container: hook.container ?? defaultContainer ?? "",
         command: formatHookCommand(hook.command),
         "on-error": hook.onError,
         ...(hook.execTimeout ? { "exec-timeout": hook.execTimeout } : {}),
@@ -42,46 +45,72 @@ function hookValues(phase: HookPhase, hooks: Hooks, firstContainer: string | und
         ...(hook.waitForReady !== undefined ? { "wait-for-ready": String(hook.waitForReady) } : {}),
       };
     }
-    case "initRestore": {
-      const hook = hooks.initRestore;
-      if (!hook) return undefined;
-      return { "container-image": hook.image, "container-name": hook.name, command: formatHookCommand(hook.command) };
-    }
   }
 }
 
-/** Does the pod already carry a hook of this phase (the legacy un-prefixed keys count as pre-backup)? */
-function podHasPhase(annotations: Record<string, string>, phase: HookPhase): boolean {
+/** Does the pod carry a hook of this phase (the legacy un-prefixed keys count as pre-backup)? */
+export function podHasPhase(annotations: Record<string, string>, phase: HookPhase): boolean {
   const prefixes = phase === "preBackup" ? [HOOK_PREFIX.preBackup, LEGACY_BACKUP_HOOK_PREFIX] : [HOOK_PREFIX[phase]];
   return Object.keys(annotations).some((key) => prefixes.some((prefix) => key.startsWith(prefix)));
 }
 
-const sameValues = (a: Record<string, string>, b: Record<string, string>) =>
-  Object.keys(a).length === Object.keys(b).length && Object.entries(a).every(([k, v]) => b[k] === v);
+const sameValues = (a: Record<string, string>, b: Record<string, string> | undefined) =>
+  b !== undefined && Object.keys(a).length === Object.keys(b).length && Object.entries(a).every(([k, v]) => b[k] === v);
 
 /**
- * Writes the policy's hooks into `annotations` (mutated in place) for every phase the pod does
- * not set itself. Returns the warnings.
+ * Hooks that must come from one source: a pre-backup hook that quiesces (or dumps) and the
+ * post-backup hook that undoes it belong together, so a pod keeping its own pre hook (say, a
+ * restored pod's old one) must not receive the policy's post hook.
  */
-export function applyPolicyHooks(pod: Pod, annotations: Record<string, string>, hooks: Hooks, policy: string): string[] {
+const HOOK_PAIRS: readonly (readonly ExecPhase[])[] = [["preBackup", "postBackup"], ["postRestore"]];
+
+export interface PolicyHooks {
+  warnings: string[];
+  /** The phases written (MANAGED_ANNOTATION groups, e.g. "pre-backup"). */
+  managed: string[];
+}
+
+/**
+ * Writes the policy's exec hooks into `annotations` (mutated in place), pair by pair, unless the
+ * pod sets a hook of that pair itself. A hook naming no container runs in the application
+ * container (`app`), not an injected proxy. Init-restore hooks are not annotations: see
+ * restoreHook.ts. `annotations` must not hold the hooks app-snapshots wrote earlier.
+ */
+export function applyPolicyHooks(pod: Pod, annotations: Record<string, string>, hooks: Hooks, policy: string, app: AppContainer | undefined): PolicyHooks {
   const warnings: string[] = [];
+  const managed: string[] = [];
   const containers = (pod.spec?.containers ?? []).map((c) => c.name);
-  for (const phase of HOOK_PHASES) {
-    const values = hookValues(phase, hooks, containers[0]);
-    if (!values) continue;
-    if (podHasPhase(annotations, phase)) {
-      if (!sameValues(hookAnnotationsOf(annotations, phase), values)) {
-        warnings.push(`pod sets its own ${PHASE_TITLE[phase]} hook annotations; the ${PHASE_TITLE[phase]} hook of policy ${policy} was not applied`);
+  let usedDefault = false;
+  for (const pair of HOOK_PAIRS) {
+    const values = new Map(pair.map((phase) => [phase, hookValues(phase, hooks, app?.container.name)] as const));
+    const fromPolicy = pair.filter((phase) => values.get(phase) !== undefined);
+    if (fromPolicy.length === 0) continue;
+    const fromPod = pair.filter((phase) => podHasPhase(annotations, phase));
+    const titles = (phases: readonly HookPhase[]) => phases.map((phase) => PHASE_TITLE[phase]).join(" and ");
+    if (fromPod.length > 0) {
+      const same = pair.every((phase) => (values.get(phase) === undefined ? !podHasPhase(annotations, phase) : sameValues(values.get(phase)!, hookAnnotationsOf(annotations, phase))));
+      if (!same) {
+        const pairNote = pair.length > 1 ? " (the hooks of one pair come from one source)" : "";
+        warnings.push(`pod sets its own ${titles(fromPod)} hook annotations; the ${titles(fromPolicy)} hook${fromPolicy.length > 1 ? "s" : ""} of policy ${policy} ${fromPolicy.length > 1 ? "were" : "was"} not applied${pairNote}`);
       }
       continue;
     }
-    if (phase !== "initRestore" && !containers.includes(values.container!)) {
-      warnings.push(`${PHASE_TITLE[phase]} hook of policy ${policy} not written: the pod has no container "${values.container}"`);
+    const missing = fromPolicy.filter((phase) => !containers.includes(values.get(phase)!.container!));
+    if (missing.length > 0) {
+      const skipped = pair.length > 1 && fromPolicy.length > 1 ? ` (nor its ${titles(fromPolicy.filter((p) => !missing.includes(p)))} hook: one pair, one source)` : "";
+      for (const phase of missing) {
+        warnings.push(`${PHASE_TITLE[phase]} hook of policy ${policy} not written: the pod has no container "${values.get(phase)!.container}"${skipped}`);
+      }
       continue;
     }
-    for (const [key, value] of Object.entries(values)) annotations[HOOK_PREFIX[phase] + key] = value;
+    for (const phase of fromPolicy) {
+      for (const [key, value] of Object.entries(values.get(phase)!)) annotations[HOOK_PREFIX[phase] + key] = value;
+      managed.push(PHASE_TITLE[phase]);
+      if (hooks[phase]?.container === undefined) usedDefault = true;
+    }
   }
-  return warnings;
+  if (usedDefault && app?.note) warnings.push(`hooks of policy ${policy} run in ${app.note}`);
+  return { warnings, managed };
 }
 
 const DURATION_KEYS = new Set(["timeout", "exec-timeout", "wait-timeout"]);

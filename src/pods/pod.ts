@@ -2,7 +2,7 @@
 export interface Container {
   name: string;
   image?: string;
-  volumeMounts?: Array<{ name: string; mountPath?: string }>;
+  volumeMounts?: Array<{ name: string; mountPath?: string; subPath?: string }>;
   volumeDevices?: Array<{ name: string; devicePath?: string }>;
   securityContext?: { runAsNonRoot?: boolean; runAsUser?: number; [key: string]: unknown };
   [key: string]: unknown;

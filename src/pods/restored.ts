@@ -34,8 +34,9 @@ export function fixRestoredPod(pod: Pod): RestoredPodFix {
   }
   const podContext = pod.spec?.securityContext;
   const nonRoot = container.securityContext?.runAsNonRoot ?? podContext?.runAsNonRoot ?? false;
-  if (nonRoot && typeof container.securityContext?.runAsUser !== "number") {
-    const uid = typeof podContext?.runAsUser === "number" ? podContext.runAsUser : DEFAULT_RESTORE_WAIT_UID;
+  // A pod-level runAsUser applies to restore-wait too; only without any numeric uid must one be set.
+  if (nonRoot && typeof container.securityContext?.runAsUser !== "number" && typeof podContext?.runAsUser !== "number") {
+    const uid = DEFAULT_RESTORE_WAIT_UID;
     container = { ...container, securityContext: { ...(container.securityContext ?? {}), runAsUser: uid } };
     initContainers[0] = container;
     warnings.push(`set ${container.name} runAsUser=${uid}: runAsNonRoot needs a numeric user and Velero's image user is not (velero#9985)`);

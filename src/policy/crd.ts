@@ -1,6 +1,7 @@
 import { stringify } from "yaml";
 import { GO_DURATION_PATTERN } from "../velero/duration.js";
 import { DEFAULT_SOURCES, NEVER_BACKED_UP_SOURCES, SELECTABLE_SOURCES } from "../velero/volumes.js";
+import { MAX_GLOB_LENGTH, MAX_GLOB_STARS } from "./glob.js";
 import { POLICY_GROUP, POLICY_VERSION } from "./types.js";
 
 /**
@@ -64,7 +65,18 @@ const backupHook = (phase: string): Schema => ({
 });
 
 function specSchema(cluster: boolean): Schema {
-  const globs = (fallback: string[], description: string): Schema => ({ type: "array", maxItems: 64, default: fallback, items: str({ minLength: 1, maxLength: 253 }), description });
+  // Bounded so that matching stays cheap (src/policy/glob.ts): length, count and number of "*".
+  const globs = (fallback: string[], description: string): Schema => ({
+    type: "array",
+    maxItems: 64,
+    default: fallback,
+    items: str({
+      minLength: 1,
+      maxLength: MAX_GLOB_LENGTH,
+      "x-kubernetes-validations": [{ rule: `!self.matches('^([^*]*[*]){${MAX_GLOB_STARS + 1}}')`, message: `at most ${MAX_GLOB_STARS} "*" per pattern` }],
+    }),
+    description,
+  });
   return {
     type: "object",
     default: {},
@@ -79,9 +91,13 @@ function specSchema(cluster: boolean): Schema {
           mode: str({
             enum: ["OptIn", "OptOut", "None"],
             default: "OptIn",
-            description: "OptIn writes backup.velero.io/backup-volumes; OptOut (Velero with default-volumes-to-fs-backup) writes backup-volumes-excludes; None writes neither.",
+            description:
+              "OptIn and OptOut both write backup.velero.io/backup-volumes (the selected volumes) and backup.velero.io/backup-volumes-excludes (every other volume Velero could take), so a pod gets the same volumes whether a Backup uses defaultVolumesToFsBackup or not; the two values are kept for compatibility and mean the same. None writes neither (the Backup's mode decides alone).",
           }),
-          include: globs(["*"], "Glob patterns (* and ?) on pod volume names (spec.volumes[].name, not PVC names)."),
+          include: globs(
+            ["*"],
+            "Glob patterns (* and ?) on pod volume names (spec.volumes[].name, not PVC names). Memory-backed emptyDirs (/dev/shm) and secrets-store CSI volumes are selected only when named here literally, never by a wildcard.",
+          ),
           exclude: globs([], "Glob patterns on pod volume names to leave out."),
           sources: {
             type: "array",
@@ -102,7 +118,8 @@ function specSchema(cluster: boolean): Schema {
       hooks: {
         type: "object",
         default: {},
-        description: "Velero hooks, written as pod annotations (restore hooks must be on the pod before the backup).",
+        description:
+          "Velero hooks. Exec hooks are written as pod annotations (restore hooks must be on the pod before the backup); a pod that sets one hook of the pre-/post-backup pair itself gets neither from the policy.",
         properties: {
           preBackup: backupHook("pre-backup"),
           postBackup: backupHook("post-backup"),
@@ -121,12 +138,37 @@ function specSchema(cluster: boolean): Schema {
           },
           initRestore: {
             type: "object",
-            description: "An init container Velero adds to the restored pod (after restore-wait), written as init.hook.restore.velero.io/* annotations.",
+            description:
+              "An init container app-snapshots' pod webhook inserts into every pod Velero restores (label velero.io/restore-name), right after Velero's restore-wait, with the volume mounts below and a Pod Security restricted securityContext (the application container's, hardened). The container is computed when the pod is created and travels in the backup as the pod annotation appsnapshots.io/restore-hook, so the restore needs no policy (Velero restores pods before custom resources). It is not written as init.hook.restore.velero.io annotations: Velero builds those containers with image, name and command only (no volume mounts, no securityContext). The webhook must be running during the restore.",
             required: ["image", "command"],
             properties: {
               image: str({ minLength: 1, maxLength: 512 }),
-              name: { ...containerName("Init container name."), default: "restore-hook" },
+              name: {
+                ...containerName("Init container name."),
+                default: "restore-hook",
+                "x-kubernetes-validations": [{ rule: "!(self in ['restore-wait', 'restic-wait'])", message: "restore-wait and restic-wait are Velero's" }],
+              },
               command,
+              volumeMounts: {
+                type: "array",
+                maxItems: 32,
+                description: "Pod volumes to mount; default: every volume the policy selects, at the path (and subPath) the application container mounts it.",
+                items: {
+                  type: "object",
+                  required: ["name"],
+                  properties: {
+                    name: str({ maxLength: 63, description: "A pod volume name (spec.volumes[].name)." }),
+                    mountPath: str({ minLength: 1, maxLength: 4096, description: "Default: where the application container mounts the volume." }),
+                    subPath: str({ maxLength: 4096 }),
+                  },
+                },
+              },
+              runAsUser: {
+                type: "integer",
+                format: "int64",
+                minimum: 1,
+                description: "The uid the hook runs as; default: the application container's runAsUser, else the pod's, else 1000.",
+              },
             },
           },
         },

@@ -25,27 +25,3 @@ export function matchesSelector(selector: LabelSelector | undefined, labels: Rec
   }
   return true;
 }
-
-const compiled = new Map<string, RegExp>();
-
-/** Shell-style glob on volume names: `*` any run, `?` one character; everything else literal. */
-export function globMatches(pattern: string, name: string): boolean {
-  return globRegex(pattern).test(name);
-}
-
-/** Patterns come from a few policies; each is compiled once, not once per pod volume. */
-function globRegex(pattern: string): RegExp {
-  const cached = compiled.get(pattern);
-  if (cached) return cached;
-  if (compiled.size > 10_000) compiled.clear();
-  const regex = new RegExp(
-    "^" +
-      [...pattern]
-        .map((ch) => (ch === "*" ? ".*" : ch === "?" ? "." : ch.replace(/[.+^${}()|[\]\\]/g, "\\$&")))
-        .join("") +
-      "$",
-    "s",
-  );
-  compiled.set(pattern, regex);
-  return regex;
-}

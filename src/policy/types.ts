@@ -1,6 +1,8 @@
 import { z } from "zod";
 import { isGoDuration } from "../velero/duration.js";
 import { NEVER_BACKED_UP_SOURCES, SELECTABLE_SOURCES, DEFAULT_SOURCES } from "../velero/volumes.js";
+import { RESTORE_WAIT_CONTAINERS } from "../velero/annotations.js";
+import { MAX_GLOB_LENGTH, MAX_GLOB_STARS } from "./glob.js";
 
 export const POLICY_GROUP = "appsnapshots.io";
 export const POLICY_VERSION = "v1alpha1";
@@ -31,6 +33,14 @@ const sources = z
   })
   .pipe(z.array(z.enum(SELECTABLE_SOURCES)));
 
+/** Volume-name globs, bounded like the CRD so matching cost stays small (glob.ts). */
+const glob = z
+  .string()
+  .min(1)
+  .max(MAX_GLOB_LENGTH)
+  .refine((p) => p.split("*").length - 1 <= MAX_GLOB_STARS, { message: `at most ${MAX_GLOB_STARS} "*" per pattern` });
+const globs = z.array(glob).max(64);
+
 const backupHook = z.object({
   container: z.string().optional(),
   command,
@@ -43,8 +53,8 @@ const spec = z.object({
   volumes: z
     .object({
       mode: z.enum(["OptIn", "OptOut", "None"]).default("OptIn"),
-      include: z.array(z.string()).default(["*"]),
-      exclude: z.array(z.string()).default([]),
+      include: globs.default(["*"]),
+      exclude: globs.default([]),
       sources: sources.default([...DEFAULT_SOURCES] as (typeof SELECTABLE_SOURCES)[number][]),
     })
     .prefault({}),
@@ -65,8 +75,17 @@ const spec = z.object({
       initRestore: z
         .object({
           image: z.string().min(1),
-          name: z.string().min(1).default("restore-hook"),
+          name: z
+            .string()
+            .min(1)
+            .refine((n) => !(RESTORE_WAIT_CONTAINERS as readonly string[]).includes(n), { message: "restore-wait and restic-wait are Velero's" })
+            .default("restore-hook"),
           command,
+          volumeMounts: z
+            .array(z.object({ name: z.string().min(1), mountPath: z.string().min(1).optional(), subPath: z.string().optional() }))
+            .max(32)
+            .optional(),
+          runAsUser: z.number().int().min(1).optional(),
         })
         .optional(),
     })
@@ -95,6 +114,7 @@ export type Policy = SnapshotPolicy | ClusterSnapshotPolicy;
 export type PolicySpec = z.infer<typeof spec>;
 export type BackupHook = z.infer<typeof backupHook>;
 export type Hooks = PolicySpec["hooks"];
+export type InitRestoreHook = NonNullable<Hooks["initRestore"]>;
 
 /** `namespace/name` for a SnapshotPolicy, `cluster/name` for a ClusterSnapshotPolicy (the value of appsnapshots.io/policy). */
 export function policyRef(policy: Policy): string {

@@ -308,7 +308,7 @@ describe("Velero end to end: backup, download links and restore through app-snap
     expect(available.status?.phase).toBe("Available");
   });
 
-  it("refuses broken BackupStorageLocations before Velero sees them", async () => {
+  it("refuses BackupStorageLocations Velero would fail permanently, and only warns about the rest", async () => {
     const refused = async (object: object) => {
       try {
         await kubeRequest(kc, "POST", veleroPath("backupstoragelocations"), object);
@@ -318,18 +318,26 @@ describe("Velero end to end: backup, download links and restore through app-snap
       }
       throw new Error("the BackupStorageLocation was accepted");
     };
-    const lvp = await refused({
+    const spec = location.spec as { config: Record<string, string>; objectStorage: { bucket: string; prefix?: string } };
+    // The AWS plugin refuses unknown config keys (its Init fails), so a typo is denied.
+    const typo = await refused({ ...location, metadata: { name: "typo", namespace: VELERO_NAMESPACE }, spec: { ...spec, default: false, config: { ...spec.config, s3URL: spec.config.s3Url } } });
+    expect(typo.status).toBe(422);
+    expect(typo.message).toMatch(/did you mean s3Url\?/);
+    // A read-write location inside another's prefix would make Velero mark the outer one Unavailable.
+    const nested = { ...spec.objectStorage, prefix: `${spec.objectStorage.prefix ?? ""}/nested`.replace(/^\//, "") };
+    const inner = await refused({ ...location, metadata: { name: "nested", namespace: VELERO_NAMESPACE }, spec: { ...spec, default: false, objectStorage: nested } });
+    expect(inner.message).toMatch(/lies inside the prefix/);
+    // Warnings only, so these are tried as dry runs: local-volume-provider on Velero 1.18, a twin of the location.
+    const lvp = await kubeRequest(kc, "POST", `${veleroPath("backupstoragelocations")}?dryRun=All`, {
       apiVersion: "velero.io/v1",
       kind: "BackupStorageLocation",
       metadata: { name: "lvp-hostpath", namespace: VELERO_NAMESPACE },
       spec: { provider: "replicated.com/hostpath", objectStorage: { bucket: "snapshots" }, config: { path: "/var/velero" } },
     });
-    expect(lvp.status).toBe(422);
-    expect(lvp.message).toMatch(/Velero v1\.18\.2/);
-    expect(lvp.message).toMatch(/velero\.io\/aws/);
-    const overlap = await refused({ ...location, metadata: { name: "same-place", namespace: VELERO_NAMESPACE }, spec: { ...location.spec, default: false } });
-    expect(overlap.message).toMatch(new RegExp(`${location.metadata.name}`));
-    for (const name of ["lvp-hostpath", "same-place"]) expect(await get(kc, veleroPath("backupstoragelocations", name))).toBeUndefined();
+    expect(lvp.warnings.join("\n")).toMatch(/on Velero v1\.18\.2 local-volume-provider keeps resource and CSI backups working/);
+    const twin = await kubeRequest(kc, "POST", `${veleroPath("backupstoragelocations")}?dryRun=All`, { ...location, metadata: { name: "same-place", namespace: VELERO_NAMESPACE }, spec: { ...spec, default: false } });
+    expect(twin.warnings.join("\n")).toMatch(new RegExp(`is also used by BackupStorageLocation ${VELERO_NAMESPACE}/${location.metadata.name}`));
+    for (const name of ["typo", "nested", "lvp-hostpath", "same-place"]) expect(await get(kc, veleroPath("backupstoragelocations", name))).toBeUndefined();
   });
 
   it("writes the policy's annotations into the shop's pods at admission, and the fake node runs the one that fits", async () => {
@@ -347,7 +355,10 @@ describe("Velero end to end: backup, download links and restore through app-snap
     expect(annotations["pre.hook.backup.velero.io/container"]).toBe("postgres");
     expect(annotations["post.hook.backup.velero.io/on-error"]).toBe("Continue");
     expect(JSON.parse(annotations["post.hook.restore.velero.io/command"]!)).toEqual(policy.spec.hooks.postRestore.command);
-    expect(annotations["init.hook.restore.velero.io/container-image"]).toBe("busybox:1.36");
+    // The init-restore hook travels as our own annotation (Velero would build it without mounts), and our
+    // webhook inserts it when the pod is restored.
+    expect(annotations["init.hook.restore.velero.io/container-image"]).toBeUndefined();
+    expect(JSON.parse(annotations["appsnapshots.io/restore-hook"]!)).toMatchObject({ name: "restore-prepare", image: "busybox:1.36", command: policy.spec.hooks.initRestore.command });
     expect(annotations["backup.velero.io/backup-volumes"]).toBeUndefined();
     const replica = (await get<PodLike>(kc, "/api/v1/namespaces/shop/pods/replica-0"))!;
     expect(replica.metadata.annotations?.["backup.velero.io/backup-volumes"]).toBe("data");
@@ -406,20 +417,24 @@ describe("Velero end to end: backup, download links and restore through app-snap
       for (const key of velero) expect(after[key], key).toBe(before[key]);
       const changed = Object.keys({ ...before, ...after }).filter((key) => before[key] !== after[key]);
       // No SnapshotPolicy exists in shop-restored when the pods arrive (Velero restores custom resources
-      // after pods), and the restored annotations are already canonical: our webhook changes nothing.
+      // after pods), and the restored annotations are already canonical: our webhook changes none of them.
       expect(changed).toEqual([]);
       log(`restored ${name}: annotations changed on the way back: ${changed.length ? changed.join(", ") : "none"}; init containers: ${(restored.spec.initContainers ?? []).map((c) => c.name).join(", ") || "none"}`);
     }
     const postgres = (await get<PodLike>(kc, "/api/v1/namespaces/shop-restored/pods/postgres-0"))!;
-    // Velero added the init-restore hook container from the annotations that travelled in the backup.
+    // Our webhook inserted the init-restore hook from the annotation that travelled in the backup (no
+    // policy is needed at restore time), hardened for Pod Security "restricted".
     expect(postgres.spec.initContainers?.map((c) => [c.name, c.image])).toEqual([["restore-prepare", "busybox:1.36"]]);
+    expect(postgres.spec.initContainers?.[0]?.securityContext).toMatchObject({ allowPrivilegeEscalation: false, runAsNonRoot: true, capabilities: { drop: ["ALL"] } });
     await until("the post-restore hook to run", () => Promise.resolve(hookLog(node, "shop-restored", "postgres-0", "postgres") === "post-restore\n" ? true : undefined), 60_000);
-    // Each restored pod was admitted by our webhook (no SnapshotPolicy exists yet in shop-restored when the
-    // pods arrive: Velero restores custom resources after pods, so nothing new is written).
+    // Each restored pod was admitted by our webhook and patched once: both carry the policy's init-restore
+    // hook (it needs no container of the pod), so each got the init container, and no annotation changed.
     const admissionsAfter = await podAdmissions(webhook);
     log(`pod webhook during the restore: ${admissionsAfter.requests - admissionsBefore.requests} admissions, ${admissionsAfter.patches - admissionsBefore.patches} patched`);
     expect(admissionsAfter.requests - admissionsBefore.requests).toBeGreaterThanOrEqual(2);
-    expect(admissionsAfter.patches - admissionsBefore.patches).toBe(0);
+    expect(admissionsAfter.patches - admissionsBefore.patches).toBe(2);
+    const replica = (await get<PodLike>(kc, "/api/v1/namespaces/shop-restored/pods/replica-0"))!;
+    expect(replica.spec.initContainers?.map((c) => c.name)).toEqual(["restore-prepare"]);
     expect(await get(kc, "/apis/appsnapshots.io/v1alpha1/namespaces/shop-restored/snapshotpolicies/databases")).toBeDefined();
   });
 

@@ -80,6 +80,7 @@ describe("pod admission through the real kube-apiserver", () => {
       "pre.hook.backup.velero.io/on-error": "Fail",
       "pre.hook.backup.velero.io/timeout": "5m",
       "appsnapshots.io/policy": `${ns}/databases`,
+      "appsnapshots.io/managed": "backup-volumes,pre-backup",
     });
     // Nothing else about the pod changed.
     expect(stored.spec?.volumes?.map((v) => v.name)).toEqual(["data", "scratch", "config", "kube-api-access-x7k2p"]);
@@ -167,6 +168,76 @@ describe("pod admission through the real kube-apiserver", () => {
     const input = policy("defaults", { hooks: { preBackup: { command: ["sync"] }, postRestore: { command: ["true"] }, initRestore: { image: "busybox", command: ["true"] } } });
     const stored = (await custom.createNamespacedCustomObject({ group: "appsnapshots.io", version: "v1alpha1", namespace: ns, plural: "snapshotpolicies", dryRun: "All", body: input })) as { spec: unknown };
     expect(stored.spec).toEqual(parsePolicy(input).spec);
+  });
+
+  it("refuses volume globs the matcher's bounds do not allow (length, number of *)", async () => {
+    for (const include of [["*a*a*a*a*a*a*a*a*a*b"], ["x".repeat(129)]]) {
+      const error: unknown = await custom
+        .createNamespacedCustomObject({ group: "appsnapshots.io", version: "v1alpha1", namespace: ns, plural: "snapshotpolicies", dryRun: "All", body: policy("globs", { volumes: { include } }) })
+        .catch((err: unknown) => err);
+      expect((error as ApiException<unknown>).code).toBe(422);
+      expect(String((error as ApiException<unknown>).body)).toContain("spec.volumes.include[0]");
+    }
+    const ok = policy("globs", { volumes: { include: ["*a*a*a*a*a*a*a*b"] } });
+    await custom.createNamespacedCustomObject({ group: "appsnapshots.io", version: "v1alpha1", namespace: ns, plural: "snapshotpolicies", dryRun: "All", body: ok });
+  });
+
+  it("inserts examples/policies.yaml's init-restore hook into a restored pod that Pod Security 'restricted' then admits", async () => {
+    const restricted = `${ns}-restricted`;
+    await core.createNamespace({
+      body: { metadata: { name: restricted, labels: { "appsnapshots-test": run, "pod-security.kubernetes.io/enforce": "restricted" } } },
+    });
+    const examples = readFileSync("examples/policies.yaml", "utf8").split(/^---$/m).map((doc) => parse(doc) as { kind?: string; metadata: { name: string; namespace?: string } });
+    const databases = examples.find((o) => o.kind === "SnapshotPolicy" && o.metadata.name === "databases")!;
+    await custom.createNamespacedCustomObject({
+      group: "appsnapshots.io",
+      version: "v1alpha1",
+      namespace: restricted,
+      plural: "snapshotpolicies",
+      body: { ...databases, metadata: { name: "databases", namespace: restricted } },
+    });
+    const workloads = readFileSync("examples/workloads.yaml", "utf8").split(/^---$/m).map((doc) => parse(doc) as { kind?: string; spec: { template: { metadata: Pod["metadata"]; spec: Pod["spec"] } } });
+    const template = workloads.find((o) => o.kind === "StatefulSet")!.spec.template;
+    const restoredPod = (name: string): V1Pod =>
+      ({
+        apiVersion: "v1",
+        kind: "Pod",
+        metadata: { name, namespace: restricted, labels: { ...template.metadata!.labels, "velero.io/backup-name": "nightly", "velero.io/restore-name": "nightly-1" } },
+        spec: {
+          ...template.spec,
+          // restore-wait as Velero v1.18.2 builds it by default (pkg/restore/actions/pod_volume_restore_action.go).
+          initContainers: [
+            {
+              name: "restore-wait",
+              image: "velero/velero:v1.18.2",
+              command: ["/velero-restore-helper"],
+              args: ["0f9c"],
+              volumeMounts: [{ name: "data", mountPath: "/restores/data" }],
+              securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] }, runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: "RuntimeDefault" } },
+            },
+          ],
+          volumes: [...(template.spec!.volumes ?? []), { name: "data", persistentVolumeClaim: { claimName: "data-postgres-0" } }],
+        },
+      }) as V1Pod;
+    await until("the webhook to apply the restricted namespace's policy", async () => {
+      const pod = await core.createNamespacedPod({ namespace: restricted, dryRun: "All", body: restoredPod("canary") });
+      return pod.spec?.initContainers?.some((c) => c.name === "clear-stale-pid") ? true : undefined;
+    });
+    await core.createNamespacedPod({ namespace: restricted, body: restoredPod("postgres-0") });
+    const stored = await core.readNamespacedPod({ namespace: restricted, name: "postgres-0" });
+    expect(stored.spec?.initContainers?.map((c) => c.name)).toEqual(["restore-wait", "clear-stale-pid"]);
+    const hook = stored.spec!.initContainers![1]!;
+    expect(hook.volumeMounts).toEqual([{ name: "data", mountPath: "/var/lib/postgresql/data" }]);
+    expect(hook.securityContext).toMatchObject({ runAsUser: 999, runAsNonRoot: true, allowPrivilegeEscalation: false });
+    expect(Object.keys(stored.metadata?.annotations ?? {}).filter((k) => k.startsWith("init.hook.restore.velero.io/"))).toEqual([]);
+    // Without the webhook's hardening the same hook would be refused: Velero's annotation-built container.
+    const bare = restoredPod("bare");
+    bare.metadata!.labels = { app: "other" };
+    bare.spec!.initContainers!.push({ name: "clear-stale-pid", image: "busybox:1.36", command: ["sh", "-c", "true"] });
+    const refused: unknown = await core.createNamespacedPod({ namespace: restricted, dryRun: "All", body: bare }).catch((err: unknown) => err);
+    expect((refused as ApiException<unknown>).code).toBe(403);
+    expect(String((refused as ApiException<unknown>).body)).toContain("restricted");
+    await core.deleteNamespace({ name: restricted });
   });
 
   it("lets pods be created unchanged while the webhook is down (failurePolicy Ignore)", async () => {

@@ -28,6 +28,7 @@ describe("admit", () => {
           "pre.hook.backup.velero.io/command": '["sync"]',
           "pre.hook.backup.velero.io/on-error": "Fail",
           "appsnapshots.io/policy": "shop/p",
+          "appsnapshots.io/managed": "backup-volumes,pre-backup",
         },
       },
     ]);
@@ -39,8 +40,11 @@ describe("admit", () => {
     const pod = fixturePod("istio-sidecar");
     const patch = decodePatch(admit(createReview(pod), stateFrom(policyYaml("p", "{}"))).response.patch);
     expect(patch).toEqual([
-      { op: "add", path: "/metadata/annotations/backup.velero.io~1backup-volumes", value: "uploads,cache,istio-envoy,istio-data" },
+      { op: "add", path: "/metadata/annotations/backup.velero.io~1backup-volumes", value: "uploads,cache,istio-data" },
+      // istio-envoy is memory-backed: excluded in both modes unless a policy names it.
+      { op: "add", path: "/metadata/annotations/backup.velero.io~1backup-volumes-excludes", value: "istio-envoy" },
       { op: "add", path: "/metadata/annotations/appsnapshots.io~1policy", value: "shop/p" },
+      { op: "add", path: "/metadata/annotations/appsnapshots.io~1managed", value: "backup-volumes,backup-volumes-excludes" },
     ]);
   });
 

@@ -82,20 +82,26 @@ describe("rule 2: selected volumes", () => {
     expect(annotationsOf(decision.pod)["appsnapshots.io/policy"]).toBe("shop/p");
   });
 
-  it("OptOut writes the excludes list: every unselected volume except types Velero skips anyway", () => {
-    const decision = decidePod(fixturePod("istio-sidecar"), "shop", stateFrom(policyYaml("p", 'volumes: { mode: OptOut, exclude: ["istio-*", "cache"] }')));
+  it.each(["OptIn", "OptOut"])("%s writes both lists, so the pod gets the same volumes in either Velero mode", (mode) => {
+    const decision = decidePod(fixturePod("istio-sidecar"), "shop", stateFrom(policyYaml("p", `volumes: { mode: ${mode}, exclude: ["istio-*", "cache"] }`)));
+    expect(annotationsOf(decision.pod)["backup.velero.io/backup-volumes"]).toBe("uploads");
     expect(annotationsOf(decision.pod)["backup.velero.io/backup-volumes-excludes"]).toBe("cache,istio-envoy,istio-data");
-    expect(annotationsOf(decision.pod)).not.toHaveProperty("backup.velero.io/backup-volumes");
+    for (const verdict of decision.volumes) expect(verdict.optIn.backedUp).toBe(verdict.optOut.backedUp);
+    expect(decision.volumes.filter((v) => v.optOut.backedUp).map((v) => v.name)).toEqual(["uploads"]);
   });
 
   it("None writes no volume annotation but still records the policy", () => {
     const decision = decidePod(fixturePod("postgres-statefulset"), "shop", stateFrom(policyYaml("p", "volumes: { mode: None }")));
     expect(annotationsOf(decision.pod)).toEqual({ "appsnapshots.io/policy": "shop/p" });
+    expect(decision.volumes.find((v) => v.name === "data")).toMatchObject({
+      optIn: { backedUp: false, reason: "not listed in backup.velero.io/backup-volumes: policy shop/p has volumes.mode None and writes no volume annotations" },
+      optOut: { backedUp: true },
+    });
   });
 });
 
 describe("rule 3: user annotations win, canonicalised", () => {
-  it("trims, de-duplicates and drops PVC names and configMap volumes, each with a warning; adds nothing", () => {
+  it("trims, de-duplicates, maps claim names and drops configMap volumes, each with a warning; excludes the rest", () => {
     const decision = decidePod(fixturePod("handwritten-annotations"), "shop", stateFrom(policyYaml("p", "{}")));
     expect(annotationsOf(decision.pod)["backup.velero.io/backup-volumes"]).toBe("data");
     const key = "backup.velero.io/backup-volumes";
@@ -103,11 +109,13 @@ describe("rule 3: user annotations win, canonicalised", () => {
       expect.arrayContaining([
         `${key}: trimmed spaces around "data" (Velero would look for a volume named " data")`,
         `${key}: dropped duplicate "data"`,
-        `${key}: dropped "mysql-data-pvc": not a volume of this pod (list spec.volumes names, not PVC names)`,
+        `${key}: "mysql-data-pvc" is a claim name; replaced by "data", the pod volume that mounts it (Velero reads volume names)`,
         `${key}: dropped "config": Velero never backs up configMap volumes`,
         "pod sets backup.velero.io/backup-volumes itself; policy shop/p would also back up: backup",
       ]),
     );
+    // The user's list decides in both modes: the other volume is excluded for opt-out Backups.
+    expect(annotationsOf(decision.pod)["backup.velero.io/backup-volumes-excludes"]).toBe("backup");
   });
 
   it("keeps an already canonical user list as it is", () => {
@@ -124,11 +132,21 @@ describe("rule 4: hooks from the policy", () => {
   preBackup: { command: [/bin/sh, -c, "pg_dump -Fc app > /var/lib/postgresql/data/dump"], timeout: 5m }
   postBackup: { container: postgres, command: [rm, /var/lib/postgresql/data/dump], onError: Continue }
   postRestore: { container: postgres, command: [/bin/sh, -c, "pg_restore /var/lib/postgresql/data/dump"], execTimeout: 10m, waitTimeout: 5m, waitForReady: true }
-  initRestore: { image: busybox:1.36, name: prepare, command: [sh, -c, "rm -f /data/postmaster.pid"] }`;
+  initRestore: { image: busybox:1.36, name: prepare, command: [sh, -c, "rm -f /data/postmaster.pid"], runAsUser: 999 }`;
 
-  it("writes every phase as JSON-array commands with explicit on-error and the first container by default", () => {
+  it("writes every exec phase as JSON-array commands with explicit on-error and the first container by default; the init-restore hook as our own annotation", () => {
     const decision = decidePod(fixturePod("postgres-statefulset"), "shop", stateFrom(policyYaml("p", hooks)));
-    expect(annotationsOf(decision.pod)).toEqual({
+    const { "appsnapshots.io/restore-hook": restoreHook, ...annotations } = annotationsOf(decision.pod);
+    // Velero would build the init container from init.hook.restore.velero.io/* without mounts: none is written.
+    expect(Object.keys(annotations).filter((k) => k.startsWith("init.hook.restore.velero.io/"))).toEqual([]);
+    expect(JSON.parse(restoreHook!)).toMatchObject({
+      name: "prepare",
+      image: "busybox:1.36",
+      command: ["sh", "-c", "rm -f /data/postmaster.pid"],
+      volumeMounts: [{ name: "data", mountPath: "/var/lib/postgresql/data" }, { name: "scratch", mountPath: "/tmp" }],
+      securityContext: { runAsUser: 999, runAsNonRoot: true, allowPrivilegeEscalation: false },
+    });
+    expect(annotations).toEqual({
       "backup.velero.io/backup-volumes": "data,scratch",
       "pre.hook.backup.velero.io/container": "postgres",
       "pre.hook.backup.velero.io/command": '["/bin/sh","-c","pg_dump -Fc app > /var/lib/postgresql/data/dump"]',
@@ -143,22 +161,34 @@ describe("rule 4: hooks from the policy", () => {
       "post.hook.restore.velero.io/exec-timeout": "10m",
       "post.hook.restore.velero.io/wait-timeout": "5m",
       "post.hook.restore.velero.io/wait-for-ready": "true",
-      "init.hook.restore.velero.io/container-image": "busybox:1.36",
-      "init.hook.restore.velero.io/container-name": "prepare",
-      "init.hook.restore.velero.io/command": '["sh","-c","rm -f /data/postmaster.pid"]',
       "appsnapshots.io/policy": "shop/p",
+      "appsnapshots.io/managed": "backup-volumes,pre-backup,post-backup,post-restore,restore-hook",
     });
     expect(decision.warnings).toEqual([]);
   });
 
-  it("does not write a phase the pod sets itself, and warns when they differ", () => {
+  it("takes the pre/post-backup pair from one source: a pod with its own pre hook gets neither policy half", () => {
     const pod = fixturePod("postgres-statefulset");
     pod.metadata!.annotations = { "pre.hook.backup.velero.io/command": '["sync"]', "pre.hook.backup.velero.io/on-error": "Fail" };
     const decision = decidePod(pod, "shop", stateFrom(policyYaml("p", hooks)));
     expect(annotationsOf(decision.pod)["pre.hook.backup.velero.io/command"]).toBe('["sync"]');
     expect(annotationsOf(decision.pod)).not.toHaveProperty("pre.hook.backup.velero.io/timeout");
-    expect(annotationsOf(decision.pod)["post.hook.backup.velero.io/command"]).toBe('["rm","/var/lib/postgresql/data/dump"]');
-    expect(decision.warnings).toEqual(["pod sets its own pre-backup hook annotations; the pre-backup hook of policy shop/p was not applied"]);
+    expect(annotationsOf(decision.pod)).not.toHaveProperty("post.hook.backup.velero.io/command");
+    expect(annotationsOf(decision.pod)["post.hook.restore.velero.io/command"]).toBe('["/bin/sh","-c","pg_restore /var/lib/postgresql/data/dump"]');
+    expect(decision.warnings).toEqual([
+      "pod sets its own pre-backup hook annotations; the pre-backup and post-backup hooks of policy shop/p were not applied (the hooks of one pair come from one source)",
+    ]);
+  });
+
+  it("a restored pod keeping its old post hook does not receive the policy's pre hook", () => {
+    const pod = fixturePod("postgres-statefulset");
+    pod.metadata!.labels!["velero.io/restore-name"] = "r1";
+    pod.metadata!.annotations = { "post.hook.backup.velero.io/command": '["old-unfreeze"]' };
+    const decision = decidePod(pod, "shop", stateFrom(policyYaml("p", "hooks: { preBackup: { command: [freeze] } }")));
+    expect(Object.keys(annotationsOf(decision.pod)).filter((k) => k.startsWith("pre.hook"))).toEqual([]);
+    expect(decision.warnings).toEqual([
+      "pod sets its own post-backup hook annotations; the pre-backup hook of policy shop/p was not applied (the hooks of one pair come from one source)",
+    ]);
   });
 
   it("treats legacy hook.backup.velero.io keys as the pod's own pre-backup hook", () => {
@@ -224,12 +254,16 @@ describe("rule 6: restored pods", () => {
     expect(original.spec!.initContainers![0]!.name).toBe("istio-init");
   });
 
-  it("uses the pod's runAsUser when it has one, and handles the legacy restic-wait name", () => {
+  it("leaves the uid to the pod when it sets a numeric runAsUser, and handles the legacy restic-wait name", () => {
     const pod = fixturePod("restored-restore-wait-not-first");
     pod.spec!.securityContext = { runAsNonRoot: true, runAsUser: 999 };
     pod.spec!.initContainers![1]!.name = "restic-wait";
-    const init = decidePod(pod, "shop-restored", stateFrom("")).pod.spec!.initContainers!;
-    expect(init[0]).toMatchObject({ name: "restic-wait", securityContext: { runAsUser: 999 } });
+    const decision = decidePod(pod, "shop-restored", stateFrom(""));
+    const init = decision.pod.spec!.initContainers!;
+    expect(init[0]!.name).toBe("restic-wait");
+    // The pod-level runAsUser applies to every container, restore-wait included.
+    expect(init[0]!.securityContext).not.toHaveProperty("runAsUser");
+    expect(decision.warnings.join()).not.toContain("runAsUser");
   });
 
   it("leaves runAsUser alone when non-root is not required or a uid is set", () => {
@@ -268,7 +302,10 @@ describe("rule 7: skipped pods", () => {
     const pod = fixturePod("handwritten-annotations");
     change(pod);
     const decision = decidePod(pod, namespace, state);
-    expect(decision).toEqual({ pod, warnings: [], policy: undefined, skipped: reason });
+    expect(decision).toMatchObject({ pod, warnings: [], policy: undefined, skipped: reason });
+    const data = decision.volumes.find((v) => v.name === "data")!;
+    expect(data.optIn.backedUp).toBe(false);
+    expect(data.optIn.reason.endsWith(`: app-snapshots leaves this pod alone (${reason})`)).toBe(true);
   });
 
   it("skips pods of a namespace labelled appsnapshots.io/ignore=true", () => {
