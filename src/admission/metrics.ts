@@ -9,6 +9,8 @@ export interface AdmissionMetrics {
   patches: Counter<"webhook">;
   warnings: Counter<"webhook">;
   policies: Gauge<"kind">;
+  /** Writes of pod warnings as Events on their workloads: created, updated (series), exists (another replica's), failed. */
+  warningEvents: Counter<"result">;
 }
 
 export function createAdmissionMetrics(registry: Registry): AdmissionMetrics {
@@ -29,5 +31,11 @@ export function createAdmissionMetrics(registry: Registry): AdmissionMetrics {
     patches: new Counter({ name: "app_snapshots_admission_patches_total", help: "Responses that carried a patch.", labelNames: ["webhook"], registers: [registry] }),
     warnings: new Counter({ name: "app_snapshots_admission_warnings_total", help: "Warnings returned to clients.", labelNames: ["webhook"], registers: [registry] }),
     policies: new Gauge({ name: "app_snapshots_policies_loaded", help: "Policies in the current state, by kind.", labelNames: ["kind"], registers: [registry] }),
+    warningEvents: new Counter({
+      name: "app_snapshots_warning_events_total",
+      help: "Pod warnings written as Events on their workloads, by result (created, updated, exists, failed).",
+      labelNames: ["result"],
+      registers: [registry],
+    }),
   };
 }

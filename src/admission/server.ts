@@ -1,5 +1,5 @@
 import express from "express";
-import type { Request, Response } from "express";
+import type { ErrorRequestHandler, Request, Response } from "express";
 import type { Logger } from "../server/logger.js";
 import { jsonBody, jsonErrors, sendJson } from "../server/json.js";
 import { parseGoDuration } from "../velero/duration.js";
@@ -17,26 +17,50 @@ export interface AdmissionAppOptions {
    * Velero version, the node count), read on demand by the shell. Absent: the state is used as is.
    */
   prepareVelero?: (review: AdmissionReview, state: ClusterState) => Promise<ClusterState>;
+  /**
+   * Told the warnings of each pod response after it is sent (a pod's creator is usually a
+   * controller, not a person). Must not block; whatever it throws is logged and dropped.
+   */
+  onPodWarnings?: (review: AdmissionReview, warnings: readonly string[]) => void;
 }
+
+/** Why no decision was made. The client is told which, with the request uid; the detail is only logged. */
+type Failure = "error" | "timeout";
 
 interface Route {
   path: string;
   webhook: Webhook;
-  /** The pod webhook fails open (failurePolicy Ignore); the Velero one fails closed with a message. */
-  onError: (review: AdmissionReview, err: Error) => ReturnType<typeof encodeResponse>;
+  /** The answer when no decision was made; it never carries internal error text (RBAC messages, stacks). */
+  onFailure: (review: AdmissionReview, failure: Failure) => ReturnType<typeof encodeResponse>;
 }
 
+/**
+ * The admission routes. The pod webhook fails open (failurePolicy Ignore): the pod is admitted
+ * unchanged with a warning. The Velero webhook fails closed: a denial saying nothing was checked.
+ */
 const ROUTES: Route[] = [
   {
     path: "/mutate/pods",
     webhook: "pods",
-    onError: (review) => encodeResponse(review, { allowed: true, warnings: ["internal error; pod admitted unchanged (see the webhook's log)"] }),
+    onFailure: (review, failure) =>
+      encodeResponse(review, {
+        allowed: true,
+        warnings: [`${failure === "timeout" ? "no decision in time" : "internal error"}; pod admitted unchanged (request ${review.request.uid}; see the webhook's log)`],
+      }),
   },
   {
     path: "/validate/velero",
     webhook: "velero",
-    onError: (review, err) =>
-      encodeResponse(review, { allowed: false, warnings: [], denial: { code: 500, reason: "InternalError", message: `app-snapshots webhook failed, nothing was checked: ${err.message}` } }),
+    onFailure: (review, failure) =>
+      encodeResponse(review, {
+        allowed: false,
+        warnings: [],
+        denial: {
+          code: 500,
+          reason: "InternalError",
+          message: `app-snapshots webhook ${failure === "timeout" ? "could not decide in time" : "failed"}, nothing was checked (request ${review.request.uid}; see the webhook's log)`,
+        },
+      }),
   },
 ];
 
@@ -53,8 +77,8 @@ export function answerDeadlineMs(timeoutParam: unknown): number {
 /**
  * POST /mutate/pods and POST /validate/velero. The pod route fails open: whatever goes wrong
  * inside, the pod is admitted unchanged with a warning. The Velero route fails closed with a
- * message saying the webhook failed. Errors are logged and counted; only a body that is not an
- * AdmissionReview gets a 400.
+ * message saying the webhook failed. Either names the request uid and nothing else: the error
+ * itself is logged (with the uid) and counted. Only a body that is not an AdmissionReview gets a 400.
  */
 export function admissionApp(options: AdmissionAppOptions): express.Express {
   const { log, metrics } = options;
@@ -65,11 +89,13 @@ export function admissionApp(options: AdmissionAppOptions): express.Express {
 
   for (const route of ROUTES) {
     const webhook = route.webhook;
-    const finish = (res: Response, started: bigint, outcome: Outcome, operation: string, body: unknown, status = 200) => {
-      if (res.headersSent) return;
+    /** Sends the answer unless one was sent already; true when this call sent it. */
+    const finish = (res: Response, started: bigint, outcome: Outcome, operation: string, body: unknown, status = 200): boolean => {
+      if (res.headersSent) return false;
       sendJson(res, status, body);
       metrics.requests.inc({ webhook, operation, outcome });
       metrics.duration.observe({ webhook }, Number(process.hrtime.bigint() - started) / 1e9);
+      return true;
     };
 
     app.post(
@@ -80,8 +106,10 @@ export function admissionApp(options: AdmissionAppOptions): express.Express {
         res.locals.started = started;
         const timer = setTimeout(() => {
           const review = res.locals.review as AdmissionReview | undefined;
-          if (review) finish(res, started, "timeout", review.request.operation, route.onError(review, new Error("no decision before the apiserver's timeout")));
-          else finish(res, started, "timeout", "UNKNOWN", { message: "request body did not arrive before the deadline" }, 408);
+          if (review) {
+            log.warn({ uid: review.request.uid, kind: review.request.kind.kind, namespace: review.request.namespace, name: review.request.name }, "no decision before the apiserver's timeout");
+            finish(res, started, "timeout", review.request.operation, route.onFailure(review, "timeout"));
+          } else finish(res, started, "timeout", "UNKNOWN", { message: "request body did not arrive before the deadline" }, 408);
         }, answerDeadlineMs(req.query.timeout));
         res.once("close", () => clearTimeout(timer));
         next();
@@ -91,24 +119,35 @@ export function admissionApp(options: AdmissionAppOptions): express.Express {
         const started = res.locals.started as bigint;
         const parsed = parseAdmissionReview(req.body);
         if ("error" in parsed) {
+          // The message describes the client's own input, nothing internal.
           finish(res, started, "invalid", "UNKNOWN", { message: parsed.error }, 400);
           return;
         }
         const review = parsed.review;
         res.locals.review = review;
         const operation = review.request.operation;
+        let out: ReturnType<typeof admit>;
         try {
           let state = options.state();
           if (webhook === "velero" && options.prepareVelero) state = await options.prepareVelero(review, state);
-          const out = admit(review, state, webhook);
-          const outcome: Outcome = out.response.patch ? "patched" : out.response.allowed ? "allowed" : "denied";
-          if (out.response.patch) metrics.patches.inc({ webhook });
-          if (out.response.warnings) metrics.warnings.inc({ webhook }, out.response.warnings.length);
-          log.debug({ uid: review.request.uid, kind: review.request.kind.kind, namespace: review.request.namespace, name: review.request.name, outcome }, "admitted");
-          finish(res, started, outcome, operation, out);
+          out = admit(review, state, webhook);
         } catch (err) {
           log.error({ err, uid: review.request.uid, kind: review.request.kind.kind, namespace: review.request.namespace }, "admission failed");
-          finish(res, started, "error", operation, route.onError(review, err as Error));
+          finish(res, started, "error", operation, route.onFailure(review, "error"));
+          return;
+        }
+        const outcome: Outcome = out.response.patch ? "patched" : out.response.allowed ? "allowed" : "denied";
+        log.debug({ uid: review.request.uid, kind: review.request.kind.kind, namespace: review.request.namespace, name: review.request.name, outcome }, "admitted");
+        if (!finish(res, started, outcome, operation, out)) return; // the deadline answered first: this decision was never applied
+        if (out.response.patch) metrics.patches.inc({ webhook });
+        const warnings = out.response.warnings ?? [];
+        if (warnings.length > 0) metrics.warnings.inc({ webhook }, warnings.length);
+        if (webhook === "pods" && warnings.length > 0 && options.onPodWarnings) {
+          try {
+            options.onPodWarnings(review, warnings);
+          } catch (err) {
+            log.warn({ err, uid: review.request.uid }, "pod warnings not recorded");
+          }
         }
       },
     );
@@ -116,6 +155,23 @@ export function admissionApp(options: AdmissionAppOptions): express.Express {
   app.use((_req, res) => {
     sendJson(res, 404, { message: `not found: ${ROUTES.map((r) => `POST ${r.path}`).join(" or ")}` });
   });
+  app.use(clientErrorsOnly(log));
   app.use(jsonErrors);
   return app;
+}
+
+/**
+ * Lets only errors meant for the client through to jsonErrors: body-parser's (http-errors marks
+ * them `expose`: they describe the request body). Anything else, such as a Kubernetes API error
+ * carrying an HTTP status and an RBAC message, is logged and answered with a plain 500.
+ */
+export function clientErrorsOnly(log: Logger): ErrorRequestHandler {
+  return (err: unknown, req, res, next) => {
+    if ((err as { expose?: unknown } | null)?.expose === true || res.headersSent) {
+      next(err);
+      return;
+    }
+    log.error({ err, path: req.path }, "request failed");
+    sendJson(res, 500, { message: "internal error (see the webhook's log)" });
+  };
 }

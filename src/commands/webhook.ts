@@ -14,11 +14,15 @@ import { readTlsFiles, watchTlsFiles } from "../server/tlsFiles.js";
 import type { ClusterState } from "../admission/state.js";
 import { loadStateFiles } from "./stateFiles.js";
 import { collect, durationMs } from "./options.js";
+import { DEFAULT_VELERO_USERNAMES, serviceAccountUsernameProblem } from "../velero/serviceAccounts.js";
 import type { SelfManagedOptions } from "../certs/selfManaged.js";
 import type { TlsMaterial } from "../server/http.js";
 
 /** RFC 1123 host names (ASCII labels of up to 63 characters, 253 in all), as a certificate SAN must hold them. */
 const DNS_NAME = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/i;
+
+/** This replica's name: its pod (the chart sets POD_NAME), else host and pid. Never empty. */
+const instanceName = () => process.env.POD_NAME || `${hostname()}-${process.pid}`;
 
 type TlsMode =
   | { mode: "files"; certFile: string; keyFile: string }
@@ -60,7 +64,7 @@ export function tlsMode(options: WebhookOptions, namespace: string | undefined):
       secretName: options.tlsSecret,
       leaseName: options.lease ?? `${options.tlsSecret}-leader`,
       // An empty identity would read as "released" to the other replicas.
-      identity: process.env.POD_NAME || `${hostname()}-${process.pid}`,
+      identity: instanceName(),
       webhookConfigurations: [
         ...options.mutatingWebhookConfiguration.map((name) => ({ kind: "MutatingWebhookConfiguration" as const, name })),
         ...options.validatingWebhookConfiguration.map((name) => ({ kind: "ValidatingWebhookConfiguration" as const, name })),
@@ -92,6 +96,11 @@ interface WebhookOptions {
   namespace?: string;
   drainDelay: string;
   state: string[];
+  /** Commander defaults it to []. */
+  veleroServiceAccount?: string[];
+  checkVeleroSecretKeys?: boolean;
+  /** false with --no-pod-events (commander defaults it to true). */
+  podEvents?: boolean;
 }
 
 export function registerWebhook(program: Command): void {
@@ -117,6 +126,14 @@ export function registerWebhook(program: Command): void {
     .option("--namespace <name>", "the webhook's own namespace; its pods are never mutated (default: $POD_NAMESPACE)")
     .option("--drain-delay <ms>", "time between turning unready and closing the listener on SIGTERM", "3000")
     .option("--state <file>", "serve decisions from these YAML files (policies, namespaces) instead of watching a cluster; repeatable", collect, [])
+    .option(
+      "--velero-service-account <username>",
+      `Velero's ServiceAccount (system:serviceaccount:<namespace>:<name>), whose requests always pass; repeatable (default: ${DEFAULT_VELERO_USERNAMES.join(", ")})`,
+      collect,
+      [],
+    )
+    .option("--check-velero-secret-keys", "read the Secrets a BackupStorageLocation names (keys only, never values) to check the keys it uses; needs get on Secrets in Velero's namespace")
+    .option("--no-pod-events", "do not record pod warnings as Events on their workloads (they are still returned to the client and logged)")
     .action(async (options: WebhookOptions) => {
       const log = createLogger();
       const registry = createMetricsRegistry();
@@ -131,12 +148,20 @@ export function registerWebhook(program: Command): void {
 
       let current: () => ClusterState;
       let prepareVelero: ((review: AdmissionReview, state: ClusterState) => Promise<ClusterState>) | undefined;
+      for (const username of options.veleroServiceAccount ?? []) {
+        const problem = serviceAccountUsernameProblem(username);
+        if (problem) throw new Error(`--velero-service-account: ${problem}`);
+      }
+      const veleroServiceAccounts = options.veleroServiceAccount?.length ? options.veleroServiceAccount : DEFAULT_VELERO_USERNAMES;
+      const withVeleroAccounts = (snapshot: ClusterState): ClusterState => ({ ...snapshot, velero: { ...snapshot.velero, serviceAccounts: veleroServiceAccounts } });
+      let onPodWarnings: ((review: AdmissionReview, warnings: readonly string[]) => void) | undefined;
       if (options.state.length > 0) {
         // Offline mode: a fixed state from files (previews, benchmarks); always ready.
         const fixed = loadStateFiles(options.state, namespace);
         for (const problem of fixed.problems) log.warn({ problem }, "object ignored");
         countPolicies(fixed);
-        current = () => fixed;
+        const fixedWithAccounts = withVeleroAccounts(fixed);
+        current = () => fixedWithAccounts;
       } else {
         const kc = await loadKubeConfig(options.kubeconfig);
         const [{ InformedState }, { VeleroLookups }] = await Promise.all([import("../kube/informedState.js"), import("../kube/veleroLookups.js")]);
@@ -144,8 +169,23 @@ export function registerWebhook(program: Command): void {
         lifecycle.addReadinessCheck("informers synced", () => state.isSynced);
         lifecycle.onShutdown(() => state.stop());
         current = () => state.current();
-        const lookups = new VeleroLookups(kc);
-        prepareVelero = (review, snapshot) => lookups.prepare(review, snapshot);
+        const lookups = new VeleroLookups(kc, { checkSecretKeys: options.checkVeleroSecretKeys === true });
+        // Only Velero requests read serviceAccounts, and each of them passes through here.
+        prepareVelero = (review, snapshot) => lookups.prepare(review, withVeleroAccounts(snapshot));
+        if (options.podEvents !== false) {
+          // Pod warnings reach a controller, not a person: also record them on the workload.
+          const [{ EventRecorder, kubeEventSink }, { podWarningOccurrences, REPORTING_CONTROLLER }] = await Promise.all([import("../kube/eventRecorder.js"), import("../admission/warningEvents.js")]);
+          const recorder = new EventRecorder({
+            sink: kubeEventSink(kc),
+            log,
+            reportingController: REPORTING_CONTROLLER,
+            reportingInstance: instanceName(),
+            onWrite: (result) => metrics.warningEvents.inc({ result }),
+          });
+          recorder.start();
+          lifecycle.onShutdown(() => recorder.stop());
+          onPodWarnings = (review, warnings) => podWarningOccurrences(review, warnings).forEach((o) => recorder.record(o));
+        }
         void state.start();
       }
 
@@ -153,7 +193,7 @@ export function registerWebhook(program: Command): void {
       lifecycle.installSignalHandlers();
       let server: RunningServer | undefined;
       const start = (material: TlsMaterial) =>
-        listen({ handler: admissionApp({ state: current, log, metrics, ...(prepareVelero ? { prepareVelero } : {}) }), port: Number(options.port), host: options.host, tls: material });
+        listen({ handler: admissionApp({ state: current, log, metrics, ...(prepareVelero ? { prepareVelero } : {}), ...(onPodWarnings ? { onPodWarnings } : {}) }), port: Number(options.port), host: options.host, tls: material });
       if (tls.mode === "files") {
         server = await start(readTlsFiles(tls.certFile, tls.keyFile));
         lifecycle.onShutdown(watchTlsFiles(tls.certFile, tls.keyFile, (material) => server?.setTls(material), log));

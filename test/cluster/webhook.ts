@@ -126,6 +126,8 @@ export async function applyPodMutatingWebhook(kc: KubeConfig, options: MutatingW
       {
         ...webhookEntry("pods.appsnapshots.io", options, [{ apiGroups: [""], apiVersions: ["v1"], operations: ["CREATE"], resources: ["pods"], scope: "Namespaced" }], "Ignore", 5),
         reinvocationPolicy: options.reinvocationPolicy ?? "IfNeeded",
+        // It records Events on the owning workload, except for dry runs (as the chart declares).
+        sideEffects: "NoneOnDryRun",
         matchConditions: [
           {
             name: "not-a-mirror-pod",

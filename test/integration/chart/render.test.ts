@@ -267,7 +267,7 @@ describe("defaults (with a hostPath volume)", () => {
         rules: [{ apiGroups: [""], apiVersions: ["v1"], operations: ["CREATE"], resources: ["pods"], scope: "Namespaced" }],
         failurePolicy: "Ignore",
         reinvocationPolicy: "IfNeeded",
-        sideEffects: "None",
+        sideEffects: "NoneOnDryRun",
         timeoutSeconds: 5,
         matchPolicy: "Equivalent",
         admissionReviewVersions: ["v1"],
@@ -298,6 +298,15 @@ describe("defaults (with a hostPath volume)", () => {
         timeoutSeconds: 10,
         matchPolicy: "Equivalent",
         admissionReviewVersions: ["v1"],
+        matchConditions: [
+          { name: "not-velero-service-account", expression: "!(request.userInfo.username in ['system:serviceaccount:velero:velero', 'system:serviceaccount:velero:velero-server'])" },
+          { name: "spec-changed", expression: "request.operation != 'UPDATE' || has(object.spec) != has(oldObject.spec) || (has(object.spec) && object.spec != oldObject.spec)" },
+          {
+            name: "not-created-with-phase",
+            expression:
+              "!(request.operation == 'CREATE' && request.resource.resource in ['backups', 'restores'] && has(object.status) && has(object.status.phase) && !(object.status.phase in ['', 'New', 'Queued', 'ReadyToStart']))",
+          },
+        ],
       },
     ]);
   });
@@ -320,6 +329,8 @@ describe("defaults (with a hostPath volume)", () => {
       `--validating-webhook-configuration=${name()}-velero`,
       "--ca-lifetime=8760h",
       "--cert-lifetime=168h",
+      "--velero-service-account=system:serviceaccount:velero:velero",
+      "--velero-service-account=system:serviceaccount:velero:velero-server",
     ]);
     const container = containerOf(deployment);
     expect(container.image).toBe("ghcr.io/app-snapshots/app-snapshots:0.1.0");
@@ -354,6 +365,7 @@ describe("defaults (with a hostPath volume)", () => {
       { apiGroups: [""], resources: ["namespaces"], verbs: ["list", "watch"] },
       { apiGroups: [""], resources: ["nodes"], verbs: ["list"] },
       { apiGroups: ["velero.io"], resources: ["backupstoragelocations", "backups", "schedules", "volumesnapshotlocations"], verbs: ["list", "watch"] },
+      { apiGroups: ["events.k8s.io"], resources: ["events"], verbs: ["create", "patch"] },
       { apiGroups: ["admissionregistration.k8s.io"], resources: ["mutatingwebhookconfigurations"], resourceNames: [`${name()}-pods`], verbs: ["list", "watch", "patch"] },
       { apiGroups: ["admissionregistration.k8s.io"], resources: ["validatingwebhookconfigurations"], resourceNames: [`${name()}-velero`], verbs: ["list", "watch", "patch"] },
     ]);
@@ -363,10 +375,8 @@ describe("defaults (with a hostPath volume)", () => {
     expect(clusterBinding.subjects).toEqual([subject]);
 
     const veleroRole = getObject<V1Role>(objects, "Role", `${name()}-webhook-velero`, "velero");
-    expect(veleroRole.rules).toEqual([
-      { apiGroups: [""], resources: ["secrets"], verbs: ["get"] },
-      { apiGroups: ["apps"], resources: ["deployments"], resourceNames: ["velero"], verbs: ["get"] },
-    ]);
+    // Secrets only with webhook.velero.checkSecretKeys (off by default).
+    expect(veleroRole.rules).toEqual([{ apiGroups: ["apps"], resources: ["deployments"], resourceNames: ["velero"], verbs: ["get"] }]);
     const ownRole = getObject<V1Role>(objects, "Role", `${name()}-webhook`, s.namespace);
     expect(ownRole.rules).toEqual([
       { apiGroups: [""], resources: ["secrets"], resourceNames: [`${name()}-webhook-tls`], verbs: ["list", "watch", "update"] },
@@ -553,7 +563,16 @@ describe("certificate modes", () => {
       expect(config.webhooks![0]!.clientConfig.caBundle).toBeUndefined();
     }
     const deployment = getObject<V1Deployment>(objects, "Deployment", svc, s.namespace);
-    expect(argsOf(deployment)).toEqual(["webhook", "--host=0.0.0.0", "--port=8443", "--health-port=8080", "--tls-cert=/etc/app-snapshots/tls/tls.crt", "--tls-key=/etc/app-snapshots/tls/tls.key"]);
+    expect(argsOf(deployment)).toEqual([
+      "webhook",
+      "--host=0.0.0.0",
+      "--port=8443",
+      "--health-port=8080",
+      "--tls-cert=/etc/app-snapshots/tls/tls.crt",
+      "--tls-key=/etc/app-snapshots/tls/tls.key",
+      "--velero-service-account=system:serviceaccount:velero:velero",
+      "--velero-service-account=system:serviceaccount:velero:velero-server",
+    ]);
     expect(containerOf(deployment).volumeMounts).toContainEqual({ name: "tls", mountPath: "/etc/app-snapshots/tls", readOnly: true });
     expect(deployment.spec!.template.spec!.volumes).toContainEqual({ name: "tls", secret: { secretName: `${name}-webhook-tls`, defaultMode: 0o440 } });
     // cert-manager rotates: the process needs neither its own Secret, a Lease nor patch on the configurations.

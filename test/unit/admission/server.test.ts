@@ -1,11 +1,15 @@
 import http from "node:http";
+import { Writable } from "node:stream";
+import express from "express";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { admissionApp } from "../../../src/admission/server.js";
+import { admissionApp, clientErrorsOnly } from "../../../src/admission/server.js";
 import { createAdmissionMetrics } from "../../../src/admission/metrics.js";
 import { listen, type RunningServer } from "../../../src/server/http.js";
 import { createLogger } from "../../../src/server/logger.js";
 import { createMetricsRegistry } from "../../../src/server/metrics.js";
 import type { ClusterState } from "../../../src/admission/state.js";
+import type { AdmissionReview } from "../../../src/admission/review.js";
+import { KubeRequestError } from "../../../src/kube/request.js";
 import { createReview, fixturePod, policyYaml, stateFrom } from "../pods/support.js";
 import { awsSpec, bsl, veleroReview } from "../velero/support.js";
 
@@ -13,9 +17,23 @@ const registry = createMetricsRegistry({ defaultMetrics: false });
 const metrics = createAdmissionMetrics(registry);
 let state: () => ClusterState = () => stateFrom(policyYaml("p", "{}"));
 let server: RunningServer;
+const lines: string[] = [];
+const log = createLogger({
+  level: "debug",
+  pretty: false,
+  destination: new Writable({
+    write(chunk: Buffer, _enc, done) {
+      lines.push(chunk.toString());
+      done();
+    },
+  }),
+});
+const logged = () => lines.map((l) => JSON.parse(l) as { msg: string; uid?: string; err?: { message?: string } });
+const podWarnings: Array<{ uid: string; warnings: readonly string[] }> = [];
+let onPodWarnings: (review: AdmissionReview, warnings: readonly string[]) => void = (review, warnings) => podWarnings.push({ uid: review.request.uid, warnings });
 
 beforeAll(async () => {
-  server = await listen({ port: 0, handler: admissionApp({ state: () => state(), log: createLogger({ level: "silent", pretty: false }), metrics }) });
+  server = await listen({ port: 0, handler: admissionApp({ state: () => state(), log, metrics, onPodWarnings: (review, warnings) => onPodWarnings(review, warnings) }) });
 });
 afterAll(() => server.close(100));
 
@@ -64,7 +82,7 @@ describe("POST /mutate/pods", () => {
       expect(json.response).toEqual({
         uid: "705ab4f5-6393-11e8-b7cc-42010a800002",
         allowed: true,
-        warnings: ["app-snapshots: internal error; pod admitted unchanged (see the webhook's log)"],
+        warnings: ["app-snapshots: internal error; pod admitted unchanged (request 705ab4f5-6393-11e8-b7cc-42010a800002; see the webhook's log)"],
       });
       expect(await registry.getSingleMetricAsString("app_snapshots_admission_requests_total")).toContain('outcome="error"');
     } finally {
@@ -72,9 +90,10 @@ describe("POST /mutate/pods", () => {
     }
   });
 
-  it("fails closed on /validate/velero: an internal error denies with a message saying the webhook failed", async () => {
+  it("fails closed on /validate/velero: an internal error denies with a fixed message and the request uid, never the error's text", async () => {
     state = () => {
-      throw new Error("informer cache unavailable");
+      // What a lookup without RBAC throws: its text must stay in the log.
+      throw new KubeRequestError(403, { message: 'secrets "cloud" is forbidden: User "system:serviceaccount:app-snapshots:webhook" cannot get resource "secrets"' }, "GET", "/api/v1/namespaces/velero/secrets/cloud");
     };
     try {
       const review = veleroReview("BackupStorageLocation", "CREATE", bsl("default", awsSpec()));
@@ -83,8 +102,10 @@ describe("POST /mutate/pods", () => {
       expect(json.response).toEqual({
         uid: "b1",
         allowed: false,
-        status: { code: 500, reason: "InternalError", message: "app-snapshots webhook failed, nothing was checked: informer cache unavailable" },
+        status: { code: 500, reason: "InternalError", message: "app-snapshots webhook failed, nothing was checked (request b1; see the webhook's log)" },
       });
+      expect(JSON.stringify(json)).not.toMatch(/forbidden|serviceaccount|secrets/);
+      expect(logged().find((l) => l.msg === "admission failed" && l.uid === "b1")).toMatchObject({ uid: "b1", err: { message: expect.stringContaining("forbidden") as unknown } });
     } finally {
       state = () => stateFrom(policyYaml("p", "{}"));
     }
@@ -122,10 +143,89 @@ describe("POST /mutate/pods", () => {
     expect(await res.json()).toEqual({ message: "not found: POST /mutate/pods or POST /validate/velero" });
   });
 
+  it("hands a pod response's warnings to onPodWarnings after answering, and nothing else", async () => {
+    podWarnings.length = 0;
+    const quiet = await post(JSON.stringify(createReview(fixturePod("postgres-statefulset"))));
+    expect(quiet.json.response).not.toHaveProperty("warnings");
+    const noisy = await post(JSON.stringify(createReview(fixturePod("handwritten-annotations"), "shop", "CREATE")));
+    const sent = (noisy.json.response as { warnings: string[] }).warnings;
+    expect(sent.length).toBeGreaterThan(0);
+    await post(JSON.stringify(veleroReview("BackupStorageLocation", "CREATE", bsl("x", { provider: "aws", objectStorage: { bucket: "a/b" } }))), undefined, "/validate/velero");
+    expect(podWarnings).toEqual([{ uid: "705ab4f5-6393-11e8-b7cc-42010a800002", warnings: sent }]);
+  });
+
+  it("answers a pod review normally when onPodWarnings throws", async () => {
+    onPodWarnings = () => {
+      throw new Error("recorder broken");
+    };
+    try {
+      const { status, json } = await post(JSON.stringify(createReview(fixturePod("handwritten-annotations"), "shop")));
+      expect(status).toBe(200);
+      expect(json.response).toMatchObject({ allowed: true, patchType: "JSONPatch" });
+      expect(logged().some((l) => l.msg === "pod warnings not recorded")).toBe(true);
+    } finally {
+      onPodWarnings = (review, warnings) => podWarnings.push({ uid: review.request.uid, warnings });
+    }
+  });
+
   it("counts requests, patches and latency", async () => {
     const text = await registry.metrics();
     expect(text).toMatch(/app_snapshots_admission_requests_total\{webhook="pods",operation="CREATE",outcome="patched"\} [1-9]/);
     expect(text).toMatch(/app_snapshots_admission_patches_total\{webhook="pods"\} [1-9]/);
     expect(text).toMatch(/app_snapshots_admission_duration_seconds_bucket\{le="0.005",webhook="pods"\} [1-9]/);
+  });
+});
+
+describe("errors that are not the client's", () => {
+  let app: RunningServer;
+  beforeAll(async () => {
+    const handler = express();
+    handler.post("/boom", () => {
+      throw new KubeRequestError(403, { message: 'events.events.k8s.io is forbidden: User "system:serviceaccount:x:webhook"' }, "POST", "/apis/events.k8s.io/v1/namespaces/x/events");
+    });
+    handler.post("/client", express.json(), () => undefined);
+    handler.use(clientErrorsOnly(log));
+    app = await listen({ port: 0, handler });
+  });
+  afterAll(() => app.close(100));
+
+  it("answer a plain 500 without their text (an error carrying a 4xx status is not the client's fault)", async () => {
+    const res = await fetch(`${app.url}/boom`, { method: "POST" });
+    expect(res.status).toBe(500);
+    expect(await res.json()).toEqual({ message: "internal error (see the webhook's log)" });
+    expect(logged().find((l) => l.msg === "request failed")?.err?.message).toContain("forbidden");
+  });
+
+  it("pass body-parser's errors (about the client's own input) on to jsonErrors", async () => {
+    const res = await fetch(`${app.url}/client`, { method: "POST", body: "{", headers: { "content-type": "application/json" } });
+    // No jsonErrors mounted here: Express's default handler shows the status it was given.
+    expect(res.status).toBe(400);
+  });
+});
+
+describe("POST /validate/velero when no decision comes in time", () => {
+  let slow: RunningServer;
+  beforeAll(async () => {
+    slow = await listen({
+      port: 0,
+      handler: admissionApp({
+        state: () => stateFrom(policyYaml("p", "{}")),
+        log,
+        metrics: createAdmissionMetrics(createMetricsRegistry({ defaultMetrics: false })),
+        prepareVelero: () => new Promise(() => undefined),
+      }),
+    });
+  });
+  afterAll(() => slow.close(100));
+
+  it("denies with a fixed message naming the request, and logs it", async () => {
+    const review = veleroReview("BackupStorageLocation", "CREATE", bsl("default", awsSpec()));
+    const res = await fetch(`${slow.url}/validate/velero?timeout=1s`, { method: "POST", body: JSON.stringify(review), headers: { "content-type": "application/json" } });
+    expect(((await res.json()) as { response: unknown }).response).toEqual({
+      uid: "b1",
+      allowed: false,
+      status: { code: 500, reason: "InternalError", message: "app-snapshots webhook could not decide in time, nothing was checked (request b1; see the webhook's log)" },
+    });
+    expect(logged().find((l) => l.msg === "no decision before the apiserver's timeout")?.uid).toBe("b1");
   });
 });
