@@ -2,12 +2,32 @@
 import { readFileSync, realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Command } from "commander";
-import { registerCerts } from "./commands/certs.js";
-import { registerCrds } from "./commands/crds.js";
-import { registerExplain } from "./commands/explain.js";
-import { registerReview } from "./commands/review.js";
-import { registerStorage } from "./commands/storage.js";
-import { registerWebhook } from "./commands/webhook.js";
+
+type Register = (program: Command) => void;
+
+/**
+ * Each command's module, imported only when needed: the server commands pull in express, pino,
+ * prom-client and the storage and S3 code (about half a second), the Kubernetes client loads in the
+ * commands that talk to a cluster (src/kube/loadConfig.ts), and `review` and `explain` need neither.
+ */
+const COMMANDS: Record<string, () => Promise<Register>> = {
+  certs: async () => (await import("./commands/certs.js")).registerCerts,
+  crds: async () => (await import("./commands/crds.js")).registerCrds,
+  explain: async () => (await import("./commands/explain.js")).registerExplain,
+  review: async () => (await import("./commands/review.js")).registerReview,
+  storage: async () => (await import("./commands/storage.js")).registerStorage,
+  webhook: async () => (await import("./commands/webhook.js")).registerWebhook,
+};
+
+/**
+ * The commands a command line needs: the one it names, or all of them (help, --version, a typo, or
+ * no arguments). The program's own options (-h, -V) take no value, so the command is the first
+ * argument that is not an option.
+ */
+export function commandsFor(args: readonly string[]): string[] {
+  const named = args.find((arg) => !arg.startsWith("-"));
+  return named !== undefined && Object.hasOwn(COMMANDS, named) ? [named] : Object.keys(COMMANDS);
+}
 
 /** package.json sits two levels above the built file (dist/src/cli.js) and one above the source. */
 function packageVersion(): string {
@@ -22,6 +42,10 @@ function packageVersion(): string {
   return "0.0.0-unknown";
 }
 
+const invokedDirectly = process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
+// Run as the CLI, only the named command's module loads; imported (local-volume-fileserver, tests), all do.
+const registers = await Promise.all(commandsFor(invokedDirectly ? process.argv.slice(2) : []).map((name) => COMMANDS[name]!()));
+
 export function buildProgram(): Command {
   const program = new Command("app-snapshots")
     .description(
@@ -31,16 +55,10 @@ export function buildProgram(): Command {
     .version(packageVersion(), "-V, --version", "print the version and exit")
     .showHelpAfterError()
     .configureHelp({ sortSubcommands: true });
-  registerWebhook(program);
-  registerReview(program);
-  registerExplain(program);
-  registerCrds(program);
-  registerCerts(program);
-  registerStorage(program);
+  for (const register of registers) register(program);
   return program;
 }
 
-const invokedDirectly = process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
 if (invokedDirectly) {
   try {
     await buildProgram().parseAsync(process.argv);
