@@ -52,9 +52,13 @@ export type Webhook = "pods" | "velero";
 
 /** The one entry point: any AdmissionReview and a state snapshot in, the AdmissionReview response out. */
 export function admit(review: AdmissionReview, state: ClusterState, webhook?: Webhook): AdmissionReviewResponse {
+  return encodeResponse(review, decide(review, state, webhook));
+}
+
+/** The decision before encoding: its warnings are the full texts (the response shortens and caps them). */
+export function decide(review: AdmissionReview, state: ClusterState, webhook?: Webhook): Verdict {
   const request = review.request;
-  let verdict: Verdict = { allowed: true, warnings: [] };
-  if (isPodRequest(request) && webhook !== "velero") verdict = admitPod(request, state);
-  else if (isVeleroRequest(request) && webhook !== "pods") verdict = admitVelero(request, state);
-  return encodeResponse(review, verdict);
+  if (isPodRequest(request) && webhook !== "velero") return admitPod(request, state);
+  if (isVeleroRequest(request) && webhook !== "pods") return admitVelero(request, state);
+  return { allowed: true, warnings: [] };
 }

@@ -3,7 +3,7 @@ import type { ErrorRequestHandler, Request, Response } from "express";
 import type { Logger } from "../server/logger.js";
 import { jsonBody, jsonErrors, sendJson } from "../server/json.js";
 import { parseGoDuration } from "../velero/duration.js";
-import { admit, encodeResponse, type Webhook } from "./admit.js";
+import { decide, encodeResponse, type Verdict, type Webhook } from "./admit.js";
 import type { AdmissionMetrics, Outcome } from "./metrics.js";
 import { parseAdmissionReview, type AdmissionReview } from "./review.js";
 import type { ClusterState } from "./state.js";
@@ -126,25 +126,27 @@ export function admissionApp(options: AdmissionAppOptions): express.Express {
         const review = parsed.review;
         res.locals.review = review;
         const operation = review.request.operation;
-        let out: ReturnType<typeof admit>;
+        let verdict: Verdict;
         try {
           let state = options.state();
           if (webhook === "velero" && options.prepareVelero) state = await options.prepareVelero(review, state);
-          out = admit(review, state, webhook);
+          verdict = decide(review, state, webhook);
         } catch (err) {
           log.error({ err, uid: review.request.uid, kind: review.request.kind.kind, namespace: review.request.namespace }, "admission failed");
           finish(res, started, "error", operation, route.onFailure(review, "error"));
           return;
         }
+        const out = encodeResponse(review, verdict);
         const outcome: Outcome = out.response.patch ? "patched" : out.response.allowed ? "allowed" : "denied";
         log.debug({ uid: review.request.uid, kind: review.request.kind.kind, namespace: review.request.namespace, name: review.request.name, outcome }, "admitted");
         if (!finish(res, started, outcome, operation, out)) return; // the deadline answered first: this decision was never applied
         if (out.response.patch) metrics.patches.inc({ webhook });
         const warnings = out.response.warnings ?? [];
         if (warnings.length > 0) metrics.warnings.inc({ webhook }, warnings.length);
-        if (webhook === "pods" && warnings.length > 0 && options.onPodWarnings) {
+        // Events get the full texts: the response's are shortened and capped for HTTP Warning headers.
+        if (webhook === "pods" && verdict.warnings.length > 0 && options.onPodWarnings) {
           try {
-            options.onPodWarnings(review, warnings);
+            options.onPodWarnings(review, verdict.warnings);
           } catch (err) {
             log.warn({ err, uid: review.request.uid }, "pod warnings not recorded");
           }

@@ -1,6 +1,5 @@
 import type { Pod } from "../pods/pod.js";
 import type { AdmissionReview } from "./review.js";
-import { WARNING_PREFIX } from "./warnings.js";
 import { warningTarget, type WorkloadRef } from "./warningTarget.js";
 
 /** Who reports the Events (a qualified name, as events.k8s.io/v1 requires). */
@@ -21,8 +20,8 @@ export interface WarningOccurrence {
 
 /**
  * The warnings of a pod review, one per distinct text, addressed to the workload behind the pod.
- * The warnings are the ones the response carries (what the API client was told), without our
- * prefix: the Event names its reporter. A dry run records nothing: its client saw the warnings,
+ * The warnings are the decision's full texts (the response carries them shortened and prefixed for
+ * HTTP Warning headers); the Event names its reporter. A dry run records nothing: its client saw the warnings,
  * and a dry run must have no side effects.
  */
 export function podWarningOccurrences(review: AdmissionReview, warnings: readonly string[]): WarningOccurrence[] {
@@ -33,6 +32,6 @@ export function podWarningOccurrences(review: AdmissionReview, warnings: readonl
   const regarding = warningTarget(pod, namespace);
   const podName = request.name || pod.metadata?.name || (pod.metadata?.generateName ? `${pod.metadata.generateName}*` : "(unnamed)");
   const subject = regarding ? `${regarding.kind}/${regarding.name}` : `Pod/${podName}`;
-  const notes = new Set(warnings.map((w) => (w.startsWith(WARNING_PREFIX) ? w.slice(WARNING_PREFIX.length) : w)));
+  const notes = new Set(warnings);
   return [...notes].map((note) => ({ namespace, ...(regarding ? { regarding } : {}), subject, reason: WARNING_REASON, action: WARNING_ACTION, note }));
 }

@@ -1,5 +1,6 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "../server/logger.js";
+import { microTime } from "./microTime.js";
 import { KubeRequestError, kubeRequest } from "./request.js";
 
 /** The fields of a coordination.k8s.io/v1 Lease that election reads and writes. */
@@ -13,8 +14,6 @@ export interface LeaseSpec {
 
 export type LeaseDecision = { action: "create" | "renew" | "take-over"; spec: LeaseSpec } | { action: "follow"; holder: string; expiresAt: number };
 
-/** Kubernetes' MicroTime format: RFC 3339 with microseconds. */
-const microTime = (ms: number) => new Date(ms).toISOString().replace(/Z$/, "000Z");
 
 /**
  * client-go's rule, as a pure function: a Lease held by someone else is respected until

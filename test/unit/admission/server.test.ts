@@ -1,3 +1,4 @@
+import { WARNING_PREFIX, formatWarnings } from "../../../src/admission/warnings.js";
 import http from "node:http";
 import { Writable } from "node:stream";
 import express from "express";
@@ -151,7 +152,11 @@ describe("POST /mutate/pods", () => {
     const sent = (noisy.json.response as { warnings: string[] }).warnings;
     expect(sent.length).toBeGreaterThan(0);
     await post(JSON.stringify(veleroReview("BackupStorageLocation", "CREATE", bsl("x", { provider: "aws", objectStorage: { bucket: "a/b" } }))), undefined, "/validate/velero");
-    expect(podWarnings).toEqual([{ uid: "705ab4f5-6393-11e8-b7cc-42010a800002", warnings: sent }]);
+    // The full texts, which the response carries shortened, prefixed and capped.
+    expect(podWarnings).toHaveLength(1);
+    expect(podWarnings[0]!.uid).toBe("705ab4f5-6393-11e8-b7cc-42010a800002");
+    expect(podWarnings[0]!.warnings.some((w) => w.startsWith(WARNING_PREFIX))).toBe(false);
+    expect(formatWarnings(podWarnings[0]!.warnings)).toEqual(sent);
   });
 
   it("answers a pod review normally when onPodWarnings throws", async () => {
