@@ -6,7 +6,7 @@ describe("make demo (DEMO_ONCE=1)", () => {
     const result = spawnSync(process.execPath, ["dist/test/cluster/demo.js"], { env: { ...process.env, DEMO_ONCE: "1" }, encoding: "utf8", timeout: 120_000 });
     expect(result.stderr, result.stdout).toBe("");
     expect(result.status, result.stdout).toBe(0);
-    expect(result.stdout).toContain("pod shop/postgres-0: the webhook added 17 annotation(s)");
+    expect(result.stdout).toContain("pod shop/postgres-0: the webhook added 18 annotation(s)");
     expect(result.stdout).toContain("+ backup.velero.io/backup-volumes: data");
     expect(result.stdout).toContain("! app-snapshots: pre.hook.backup.velero.io/command has spaces but is not a JSON array");
     expect(result.stdout).toContain("rejected (HTTP 422):");
