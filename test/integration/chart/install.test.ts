@@ -254,7 +254,9 @@ describe("helm install of the chart, with its processes run locally", () => {
     // Start over with lifetimes of seconds (the running CA would otherwise rotate in months).
     await kubeRequest(admin, "DELETE", `/api/v1/namespaces/${ns}/secrets/${fullname}-webhook-tls`);
     await startWebhook(["--cert-lifetime=6s", "--ca-lifetime=15s", "--ca-publish-delay=1s"]);
-    const first = decode((await secret(ns, `${fullname}-webhook-tls`)).data["signer.crt"]);
+    // The new process may first serve the deleted Secret: its informer's list can come from the apiserver's
+    // watch cache before the delete reaches it; the delete event then makes it write a new one.
+    const first = decode((await until("the webhook to write its Secret again", () => secret(ns, `${fullname}-webhook-tls`))).data["signer.crt"]);
     // rotate-ca at 10 s (bundle of two CAs), then a serving certificate from the new CA once published.
     const rotated = await until(
       "a CA rotation and a serving certificate from the new CA",
