@@ -1,30 +1,17 @@
-# The app-snapshots image: one Node.js program, run by the Helm chart (chart/app-snapshots) as
-# `webhook` and as `storage`. Our machines have no container engine, so nothing here builds or tests
-# this file; the chart's tests render and validate the objects that run it.
+# The app-snapshots image for builders that want a Dockerfile. There is one recipe, `make image`
+# (build/image/build.py): it writes the image as an OCI archive without any container engine, and
+# with `--rootfs` unpacks the same two layers into a folder. This file only copies that folder:
 #
-#   docker build -t <registry>/app-snapshots:0.1.0 .
-
-# --- build: compile src/ and keep only the production dependencies --------------------------------
-FROM node:20-bookworm-slim AS build
-WORKDIR /src
-COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json ./
-COPY src ./src
-# tsconfig.build.json also lists test harness folders; .dockerignore keeps test/ out, so only src/ compiles.
-RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev
-
-# --- runtime ------------------------------------------------------------------------------------
-FROM node:20-bookworm-slim
-ENV NODE_ENV=production
+#   make image                                   # also writes .cache/image/rootfs
+#   docker build -t <registry>/app-snapshots:0.1.0 .cache/image/rootfs -f Dockerfile
+#
+# The result has the same files, user and entrypoint as the archive (`docker load` takes that one
+# directly: docs/image.md). Nothing in it runs at build time, so it needs no shell.
+FROM scratch
+COPY . /
+ENV PATH=/usr/local/bin:/usr/bin:/bin NODE_ENV=production
 WORKDIR /app
-# package.json: the CLI reads its version from it (../../package.json of dist/src/cli.js).
-COPY --from=build /src/package.json ./package.json
-COPY --from=build /src/node_modules ./node_modules
-COPY --from=build /src/dist/src ./dist/src
-# local-volume-provider's plugin starts its file server as `/local-volume-fileserver` with no arguments.
-RUN printf '#!/bin/sh\nexec node /app/dist/src/lvpFileserver.js "$@"\n' > /local-volume-fileserver \
- && chmod 0755 /local-volume-fileserver
-# The chart's fixed non-root identity (Pod Security "restricted").
+# The chart's fixed non-root identity (Pod Security "restricted"); numeric, so no /etc/passwd lookup is needed.
 USER 65532:65532
-ENTRYPOINT ["node", "/app/dist/src/cli.js"]
+# /local-volume-fileserver (LVP's sidecar command) is a symlink to /app/dist/src/lvpFileserver.js.
+ENTRYPOINT ["/usr/local/bin/node", "/app/dist/src/cli.js"]

@@ -17,6 +17,16 @@ export npm_config_update_notifier := false
 export npm_config_fund := false
 export npm_config_audit := false
 
+# Node.js $(NODE) and npm $(NPM) (versions.env) run every recipe: their directory leads PATH, so `node`, `npm`, the
+# node_modules/.bin scripts (#!/usr/bin/env node) and the children tests spawn with process.execPath all use it.
+# The bootstrap node/npm on the machine's own PATH (any version >= 18) only downloads it.
+NODE_ARCH  := $(patsubst x86_64,x64,$(patsubst aarch64,arm64,$(shell uname -m)))
+NODE_DIR   := $(CACHE)/node-$(NODE)
+NODE_EXE   := $(NODE_DIR)/bin/node
+NODE_NPM   := $(NODE_DIR)/.npm-$(NPM)
+BOOT_PATH  := $(PATH)
+export PATH := $(NODE_DIR)/bin:$(PATH)
+
 BINARIES   := $(BIN)/kube-apiserver-$(KUBERNETES) $(BIN)/kubectl-$(KUBERNETES) $(BIN)/etcd-$(ETCD) $(BIN)/helm-$(HELM)
 VELERO_CRDS := $(CACHE)/crds/velero-$(VELERO)
 CERT_MANAGER_CRDS := $(CACHE)/crds/cert-manager-$(CERT_MANAGER)
@@ -33,7 +43,34 @@ help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 # --- dependencies --------------------------------------------------------------------------
-node_modules/.package-lock.json: package.json package-lock.json
+# The official Node.js build, as the npm registry carries it (node-linux-<arch>: bin/node and headers, no npm).
+# npm pack checks the tarball against the registry's integrity for that version, which the registry never
+# lets change; the binary must then report the pinned version. The touch gives it a fresh mtime (npm tarballs
+# date every file 1985), so node_modules below is reinstalled when the pin moves.
+$(NODE_EXE):
+	@echo "fetching Node.js $(NODE) (node-linux-$(NODE_ARCH)) from the npm registry ..."
+	@scratch=$$(mktemp -d) && trap 'rm -rf "$$scratch"' EXIT && cd "$$scratch" && \
+	  PATH="$(BOOT_PATH)" npm pack --silent node-linux-$(NODE_ARCH)@$(NODE) >/dev/null && \
+	  tar -xzf node-linux-$(NODE_ARCH)-$(NODE).tgz package/bin/node && \
+	  test "$$(package/bin/node --version)" = "v$(NODE)" && \
+	  mkdir -p $(@D) && mv package/bin/node $@ && touch $@
+
+# npm as Node.js $(NODE) bundles it, laid out as the nodejs.org archives do (lib/node_modules/npm, bin/npm and
+# bin/npx linking to its CLI scripts); the stamp names the version so moving NPM alone refetches it.
+$(NODE_NPM): | $(NODE_EXE)
+	@echo "fetching npm $(NPM) from the npm registry ..."
+	@scratch=$$(mktemp -d) && trap 'rm -rf "$$scratch"' EXIT && cd "$$scratch" && \
+	  PATH="$(BOOT_PATH)" npm pack --silent npm@$(NPM) >/dev/null && tar -xzf npm-$(NPM).tgz && \
+	  rm -rf $(NODE_DIR)/lib/node_modules/npm $(NODE_DIR)/.npm-* && mkdir -p $(NODE_DIR)/lib/node_modules && \
+	  mv package $(NODE_DIR)/lib/node_modules/npm && \
+	  ln -sfn ../lib/node_modules/npm/bin/npm-cli.js $(NODE_DIR)/bin/npm && \
+	  ln -sfn ../lib/node_modules/npm/bin/npx-cli.js $(NODE_DIR)/bin/npx && \
+	  test "$$(npm --version)" = "$(NPM)" && touch $@
+
+.PHONY: nodejs
+nodejs: $(NODE_EXE) $(NODE_NPM) ## the pinned Node.js and npm (versions.env), from the npm registry (cached)
+
+node_modules/.package-lock.json: package.json package-lock.json $(NODE_EXE) $(NODE_NPM)
 	npm ci --no-audit --no-fund
 	@touch $@
 
@@ -132,6 +169,31 @@ soak: build ## crash-safety soak of the object store: SIGKILL a writer TRIALS ti
 .PHONY: crds
 crds: build ## regenerate chart/app-snapshots/crds from src/policy/crd.ts
 	node dist/src/cli.js crds > chart/app-snapshots/crds/appsnapshots.io_policies.yaml
+
+# --- the image (build/image, docs/image.md): built without a container engine or a base image ---------------
+# Named as the chart pulls it by default (values.yaml image.repository, Chart.yaml appVersion), so a node that
+# imports the archive needs no registry.
+IMAGE_TAG  := $(shell sed -n 's/^appVersion: "\(.*\)"$$/\1/p' chart/app-snapshots/Chart.yaml)
+IMAGE_REF  := $(shell sed -n 's/^  repository: //p' chart/app-snapshots/values.yaml | head -n 1):$(IMAGE_TAG)
+IMAGE      := $(CACHE)/image/app-snapshots-$(IMAGE_TAG).oci.tar
+# Debian (this machine's release) packages the image's files come from: what `ldd node` names, CA certificates,
+# and gcc-12-base for the copyright file of the GCC runtime libraries. Changing the list: rm -r .cache/image/debs.
+IMAGE_DEBS := libc6 libstdc++6 libgcc-s1 libatomic1 gcc-12-base ca-certificates
+# Every date in the image is the commit's, so the same commit gives the same image digest.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+
+$(CACHE)/image/debs/.stamp:
+	@echo "fetching Debian packages for the image: $(IMAGE_DEBS)"
+	@rm -rf $(@D) && test/bench/fetch-debs $(@D) $(IMAGE_DEBS) && touch $@
+
+.PHONY: bundle
+bundle: build ## esbuild bundle of dist/src, the program the image runs (.cache/image/app)
+	node build/image/bundle.mjs $(CACHE)/image/app
+
+.PHONY: image
+image: bundle $(NODE_EXE) $(CACHE)/image/debs/.stamp ## the OCI image archive .cache/image/app-snapshots-<version>.oci.tar (docs/image.md)
+	@python3 build/image/build.py --node $(NODE_EXE) --debs $(CACHE)/image/debs/root --bundle $(CACHE)/image/app --out $(IMAGE) \
+	  --ref $(IMAGE_REF) --epoch $(SOURCE_DATE_EPOCH) --revision $$(git rev-parse HEAD 2>/dev/null || echo unknown) --rootfs $(CACHE)/image/rootfs
 
 # --- benchmarks --------------------------------------------------------------------------------
 $(BIN)/hey-$(HEY):

@@ -1,4 +1,12 @@
 import { defineConfig } from "vitest/config";
+import { pinnedVersions } from "./test/cluster/binaries.js";
+
+// `make` runs vitest on the pinned Node.js (versions.env); say so at once when something else does, since
+// test/unit/toolchain/pinnedNode.test.ts fails then and vitest's error report itself needs Node >= 22.
+const pinned = `v${pinnedVersions().NODE}`;
+if (process.version !== pinned) {
+  console.warn(`vitest runs on Node.js ${process.version}, not the pinned ${pinned}: run it through make, or put .cache/node-${pinned.slice(1)}/bin first on PATH`);
+}
 
 export default defineConfig({
   test: {

@@ -1,13 +1,13 @@
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { serveHealth } from "../server/health.js";
-import { hostForUrl, listen, type ListenOptions, type RunningServer, type TlsMaterial } from "../server/http.js";
+import { hostForUrl, type RunningServer, type TlsMaterial } from "../server/http.js";
 import { Lifecycle } from "../server/lifecycle.js";
 import { createLogger, type Logger } from "../server/logger.js";
 import { createMetricsRegistry } from "../server/metrics.js";
 import { readTlsFiles, watchTlsFiles } from "../server/tlsFiles.js";
 import { StorageError } from "../storage/errors.js";
-import { parseListenAddress, type ListenAddress } from "../storage/listenAddress.js";
+import { listenAt, parseListenAddress } from "../storage/listenAddress.js";
 import { lvpHandler } from "../storage/lvpServer.js";
 import { LVP_PORT, signLvpUrl } from "../storage/lvpSignature.js";
 import { createStorageMetrics } from "../storage/metrics.js";
@@ -230,14 +230,14 @@ async function serveStorage(options: ServeOptions): Promise<void> {
       publicHosts,
       maxUploads,
     });
-    const server = await listenDualStack(s3Address, handler, tls, { idleTimeoutMs, requestTimeoutMs, deferContinue: true, maxHeaderSize: S3_MAX_HEADER_BYTES });
+    const server = await listenAt(s3Address, { handler, ...(tls ? { tls } : {}), idleTimeoutMs, requestTimeoutMs, deferContinue: true, maxHeaderSize: S3_MAX_HEADER_BYTES });
     servers.push(server);
     log.info({ url: server.url, root: store.layout.root, durability, domains: options.s3Domain ?? [] }, "S3 endpoint listening");
   }
   if (lvpAddress) {
     const issuedHosts = options.lvpIssuedHost ? options.lvpIssuedHost : process.env.POD_IP ? [`${hostForUrl(process.env.POD_IP)}:${LVP_PORT}`] : [];
     const keys = await keySource(options);
-    const server = await listenDualStack(lvpAddress, lvpHandler({ store, keys, issuedHosts, log, metrics }), tls);
+    const server = await listenAt(lvpAddress, { handler: lvpHandler({ store, keys, issuedHosts, log, metrics }), ...(tls ? { tls } : {}) });
     servers.push(server);
     log.info({ url: server.url, root: store.layout.root, durability, readOnly: store.readOnly, keySource: keys.description, issuedHosts }, "LVP file server listening");
   }
@@ -262,23 +262,6 @@ async function openStore(options: ServeOptions, durability: Durability, log: Log
       return ObjectStore.open(root, { ...settings, readOnly: true });
     }
     throw err;
-  }
-}
-
-/** An empty host means every interface: IPv6 and IPv4 where the kernel has IPv6, IPv4 otherwise. */
-async function listenDualStack(
-  address: ListenAddress,
-  handler: ListenOptions["handler"],
-  tls: TlsMaterial | undefined,
-  extra: Pick<ListenOptions, "idleTimeoutMs" | "requestTimeoutMs" | "deferContinue" | "maxHeaderSize"> = {},
-): Promise<RunningServer> {
-  const base = { handler, port: address.port, ...(tls ? { tls } : {}), ...extra };
-  if (address.host !== undefined) return listen({ ...base, host: address.host });
-  try {
-    return await listen({ ...base, host: "::" });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "EAFNOSUPPORT" && (err as NodeJS.ErrnoException).code !== "EADDRNOTAVAIL") throw err;
-    return listen({ ...base, host: "0.0.0.0" });
   }
 }
 

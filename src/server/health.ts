@@ -1,7 +1,8 @@
 import express from "express";
 import type { Registry } from "prom-client";
 import type { Lifecycle } from "./lifecycle.js";
-import { listen, type RunningServer } from "./http.js";
+import { listenAt } from "../storage/listenAddress.js";
+import type { RunningServer } from "./http.js";
 
 /** The plain-HTTP port for probes and scraping, separate from the TLS port so probes never depend on certificates. */
 export function healthApp(lifecycle: Lifecycle, registry: Registry): express.Express {
@@ -23,8 +24,9 @@ export function healthApp(lifecycle: Lifecycle, registry: Registry): express.Exp
   return app;
 }
 
+/** No host means every interface (`--health-listen=:8080`): the kubelet probes the pod IP, not loopback. */
 export async function serveHealth(lifecycle: Lifecycle, registry: Registry, port: number, host?: string): Promise<RunningServer> {
-  const server = await listen({ handler: healthApp(lifecycle, registry), port, ...(host ? { host } : {}) });
+  const server = await listenAt({ host: host || undefined, port }, { handler: healthApp(lifecycle, registry) });
   lifecycle.setHealthServer(server);
   return server;
 }

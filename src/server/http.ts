@@ -63,7 +63,7 @@ export async function listen(options: ListenOptions): Promise<RunningServer> {
   const server = options.tls
     ? https.createServer({ ...serverOptions, ...tlsOptions(options.tls) }, options.handler)
     : http.createServer(serverOptions, options.handler);
-  // createServer's options do not set keepAliveTimeout on every Node 20 release; set both explicitly.
+  // Set both explicitly rather than rely on createServer's options, which older Node releases ignored.
   server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
   server.headersTimeout = HEADERS_TIMEOUT_MS;
   if (options.idleTimeoutMs) server.timeout = Math.max(options.idleTimeoutMs, 1);
