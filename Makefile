@@ -123,6 +123,45 @@ $(FAKE_NODE): $(TOOLS_DIR)/go.mod $(TOOLS_DIR)/go.sum $(wildcard $(TOOLS_DIR)/fa
 .PHONY: velero
 velero: $(VELERO_BIN) $(AWS_PLUGIN) $(FAKE_NODE) ## build Velero, velero-plugin-for-aws (Go module proxy) and the e2e fake node (cached)
 
+# --- the real node (test/cluster/node, docs/real-node.md): kubelet, containerd, kube-proxy beside our apiserver --
+NODE_TOOLS := $(foreach t,kubelet kube-controller-manager kube-scheduler kube-proxy,$(BIN)/$(t)-$(KUBERNETES))
+NODE_DEBS  := containerd runc containernetworking-plugins iptables conntrack socat
+NODE_CMDS  := containerd containerd-shim-runc-v2 runc ctr iptables ip6tables conntrack socat /usr/lib/cni/bridge
+# CoreDNS (cluster DNS) is pinned by its own module, so its dependencies move nothing Kubernetes is built with.
+COREDNS_DIR := test/cluster/node/coredns
+COREDNS    := $(BIN)/coredns-$(shell awk '$$1 == "github.com/coredns/coredns" { print $$2 } $$1 == "require" && $$2 == "github.com/coredns/coredns" { print $$3 }' $(COREDNS_DIR)/go.mod)
+
+$(NODE_TOOLS): $(TOOLS_DIR)/go.mod $(TOOLS_DIR)/go.sum $(TOOLS_DIR)/versions.env
+	@$(TOOLS_DIR)/build $(patsubst %-$(KUBERNETES),%,$(notdir $@)) $(BIN) >/dev/null
+
+$(COREDNS): $(COREDNS_DIR)/go.mod $(COREDNS_DIR)/go.sum
+	@$(COREDNS_DIR)/build $(BIN) >/dev/null && touch $@
+
+# busybox for the node's test pods: Debian's static build, unpacked (not installed) under .cache/node-debs.
+$(CACHE)/node-debs/.stamp: test/bench/fetch-debs
+	@test/bench/fetch-debs $(CACHE)/node-debs busybox-static && touch $@
+
+# The container runtime and network tools, from Debian, installed only when one is missing (needs root).
+.PHONY: node-packages
+node-packages:
+	@missing=""; for c in $(NODE_CMDS); do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "missing:$$missing; run as root to install the Debian packages $(NODE_DEBS)" >&2; exit 1; fi; \
+	  echo "installing Debian packages for the real node (missing:$$missing): $(NODE_DEBS)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(NODE_DEBS) >/dev/null; \
+	fi
+
+.PHONY: node-tools
+node-tools: $(NODE_TOOLS) $(COREDNS) $(CACHE)/node-debs/.stamp node-packages ## build kubelet, controller-manager, scheduler, kube-proxy, CoreDNS (cached); install containerd, runc, CNI, iptables (root)
+
+.PHONY: cluster-node
+cluster-node: deps tools node-tools build ## a real single-node cluster in the foreground (root); prints a kubeconfig, Ctrl-C restores the host (IMAGES=archives to import)
+	node dist/test/cluster/node/main.js $(IMAGES)
+
+.PHONY: node-test
+node-test: deps tools node-tools build ## the real node's suites (root; not part of make test yet)
+	$(NODE_BIN)/vitest run --config test/node/vitest.config.ts
+
 # --- build, lint, test ------------------------------------------------------------------------
 .PHONY: build
 build: deps ## compile TypeScript to dist/

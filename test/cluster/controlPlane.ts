@@ -49,7 +49,8 @@ function sweepStaleDirs(): void {
   }
 }
 
-function kubeconfigYaml(server: string, caPem: string, user: string, client: KeyPair): string {
+/** A kubeconfig (YAML) for one client-certificate identity; the real node (node/pki.ts) writes its components' with it. */
+export function kubeconfigYaml(server: string, caPem: string, user: string, client: KeyPair): string {
   const b64 = (text: string) => Buffer.from(text).toString("base64");
   return stringify({
     apiVersion: "v1",
@@ -61,7 +62,8 @@ function kubeconfigYaml(server: string, caPem: string, user: string, client: Key
   });
 }
 
-async function waitReady(url: string, ca: string, client: KeyPair, children: Child[], timeoutMs: number): Promise<void> {
+/** Polls /readyz until 200; fails at once, with the log tail, if one of `children` exits first. */
+export async function waitReady(url: string, ca: string, client: KeyPair, children: Child[], timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = "no answer yet";
   while (Date.now() < deadline) {
