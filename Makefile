@@ -177,9 +177,10 @@ typecheck: deps ## tsc --noEmit over src and tests
 
 .PHONY: test
 test: deps tools s3-clients velero lint typecheck build ## everything: deps, tools, S3 clients, Velero, lint, typecheck, unit, integration and e2e tests
-	@mkdir -p $(CACHE)
-	$(NODE_BIN)/vitest run --reporter=default --reporter=json --outputFile.json=$(CACHE)/vitest-results.json
-	@node test/summary.mjs $(CACHE)/vitest-results.json
+	@mkdir -p $(CACHE) && rm -f $(CACHE)/vitest-results.json
+	@# The summary line is printed whatever vitest's exit; the exit is vitest's, or the summary's when vitest said 0.
+	@status=0; $(NODE_BIN)/vitest run --reporter=default --reporter=json --outputFile.json=$(CACHE)/vitest-results.json || status=$$?; \
+	  node test/summary.mjs $(CACHE)/vitest-results.json || { [ $$status -ne 0 ] || status=1; }; exit $$status
 
 .PHONY: test-unit
 test-unit: deps ## unit tests only (no control plane)
