@@ -153,12 +153,20 @@ export interface TrialsSummary {
 }
 
 /** Runs `count` trials, `concurrency` at a time; seeds are `${seedPrefix}-${i}`. */
-export async function runTrials(count: number, options: { concurrency?: number; seedPrefix?: string; generations?: number; onTrial?: (result: TrialResult, index: number) => void }): Promise<TrialsSummary> {
+/**
+ * Runs `count` trials, then more while `enough` says the evidence gathered is not yet enough (a loaded
+ * machine lands fewer kills mid-write), up to `maxCount`: tests ask for evidence, never for a rate.
+ */
+export async function runTrials(
+  count: number,
+  options: { concurrency?: number; seedPrefix?: string; generations?: number; onTrial?: (result: TrialResult, index: number) => void; enough?: (summary: TrialsSummary) => boolean; maxCount?: number },
+): Promise<TrialsSummary> {
   const started = Date.now();
   const summary: TrialsSummary = { trials: 0, kills: 0, acknowledged: 0, killedMidPut: 0, killedMidDelete: 0, violations: [], elapsedMs: 0 };
   let next = 0;
   const worker = async () => {
-    while (next < count) {
+    const more = () => next < count || (options.enough !== undefined && !options.enough(summary) && next < (options.maxCount ?? count));
+    while (more()) {
       const index = next++;
       const result = await runTrial({ seed: `${options.seedPrefix ?? "crash"}-${index}`, generations: options.generations ?? 1 });
       summary.trials++;
