@@ -27,6 +27,35 @@ export function xmlDocument(root: string, children: XmlNode[], namespace: string
 /** The largest request document we parse: a 1000-key Delete or a 10,000-part Complete fits easily. */
 export const MAX_XML_BYTES = 2 * 1024 * 1024;
 
+/** S3's request documents nest four levels at most (Delete > Object > Key); anything near this is hostile. */
+export const MAX_XML_DEPTH = 64;
+
+/**
+ * Whether elements nest deeper than `limit`, in one forward scan (comments, CDATA sections and
+ * processing instructions skipped; every search starts where the last one ended, so it is linear).
+ */
+export function nestedDeeperThan(text: string, limit: number): boolean {
+  let depth = 0;
+  let i = text.indexOf("<");
+  const skipTo = (end: string, from: number) => {
+    const at = text.indexOf(end, from);
+    return at < 0 ? text.length : at + end.length;
+  };
+  while (i >= 0 && i < text.length) {
+    let next: number;
+    if (text.startsWith("<!--", i)) next = skipTo("-->", i + 4);
+    else if (text.startsWith("<![CDATA[", i)) next = skipTo("]]>", i + 9);
+    else if (text.startsWith("<?", i) || text.startsWith("<!", i)) next = skipTo(">", i + 2);
+    else {
+      next = skipTo(">", i + 1);
+      if (text[i + 1] === "/") depth--;
+      else if (text[next - 2] !== "/" && ++depth > limit) return true;
+    }
+    i = text.indexOf("<", next);
+  }
+  return false;
+}
+
 const parser = new XMLParser({
   ignoreAttributes: true,
   // Character references (&amp; &#x41; …) are decoded; entity *definitions* never get here (see parseXml).
@@ -48,6 +77,8 @@ const parser = new XMLParser({
 export function parseXml(body: Buffer, root: string): Record<string, unknown> {
   const text = body.toString("utf8");
   if (/<!DOCTYPE|<!ENTITY/i.test(text)) throw new S3Error("MalformedXML", "DOCTYPE and ENTITY declarations are not accepted");
+  // The validator and the parser recurse per level: 10,000 levels overflowed the stack (a 500).
+  if (nestedDeeperThan(text, MAX_XML_DEPTH)) throw new S3Error("MalformedXML", `the XML nests elements deeper than ${MAX_XML_DEPTH} levels`);
   const reference = badReference(text);
   if (reference) throw new S3Error("MalformedXML", `the XML is not well-formed: it contains ${reference}`);
   const valid = XMLValidator.validate(text);

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { escapeXml, listOf, MAX_XML_BYTES, parseXml, S3_NAMESPACE, textOf, xmlDocument } from "../../../src/s3/xml.js";
+import { escapeXml, listOf, MAX_XML_BYTES, MAX_XML_DEPTH, nestedDeeperThan, parseXml, S3_NAMESPACE, textOf, xmlDocument } from "../../../src/s3/xml.js";
 import { s3ErrorOf } from "./s3ErrorOf.js";
 
 
@@ -77,6 +77,41 @@ describe("xmlDocument", () => {
 });
 
 describe("parseXml", () => {
+  it("answers MalformedXML, not a stack overflow, for elements nested 10,000 deep", () => {
+    const deep = `<Delete>${"<a>".repeat(10_000)}${"</a>".repeat(10_000)}</Delete>`;
+    const err = s3ErrorOf(() => parse(deep));
+    expect(err.code).toBe("MalformedXML");
+    expect(err.message).toContain(`deeper than ${MAX_XML_DEPTH} levels`);
+    // The limit is far above what S3's documents nest.
+    const atLimit = `<Delete>${"<a>".repeat(MAX_XML_DEPTH - 1)}${"</a>".repeat(MAX_XML_DEPTH - 1)}</Delete>`;
+    expect(() => parse(atLimit)).not.toThrow();
+  });
+
+  it("measures nesting as elements, not as comments, CDATA, processing instructions or self-closing tags", () => {
+    const noise = `<?xml version="1.0"?><!-- ${"<a>".repeat(100)} --><![CDATA[${"<b>".repeat(100)}]]>${"<c/>".repeat(100)}`;
+    expect(nestedDeeperThan(`${noise}<Delete><Object><Key>k</Key></Object></Delete>`, 3)).toBe(false);
+    expect(nestedDeeperThan("<a><b><c><d></d></c></b></a>", 3)).toBe(true);
+    // Agrees with a counting oracle on random well-formed nestings.
+    fc.assert(
+      fc.property(fc.array(fc.boolean(), { maxLength: 200 }), fc.integer({ min: 1, max: 20 }), (opens, limit) => {
+        let xml = "";
+        let depth = 0;
+        let deepest = 0;
+        for (const open of opens) {
+          if (open) {
+            xml += "<e>";
+            deepest = Math.max(deepest, ++depth);
+          } else if (depth > 0) {
+            xml += "</e>";
+            depth--;
+          } else xml += "<s/>";
+        }
+        xml += "</e>".repeat(depth);
+        return nestedDeeperThan(xml, limit) === deepest > limit;
+      }),
+    );
+  });
+
   it("parses a Delete document: repeated Object elements as a list, even a single one", () => {
     const doc = parse(deleteDocument(["a", "b/c"], true));
     expect(keysOf(doc)).toEqual(["a", "b/c"]);
