@@ -245,13 +245,16 @@ export class EventRecorder {
   }
 }
 
-/** The sink for a cluster: plain events.k8s.io/v1 requests with the webhook's credentials. */
-export function kubeEventSink(kc: KubeConfig): EventSink {
+/**
+ * The sink for a cluster: plain events.k8s.io/v1 requests with the webhook's credentials, each closed
+ * after `timeoutMs` (the recorder's own bound only stops waiting for it).
+ */
+export function kubeEventSink(kc: KubeConfig, timeoutMs = 5_000): EventSink {
   const base = (namespace: string) => `/apis/events.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/events`;
   return {
     async create(event) {
       try {
-        await kubeRequest(kc, "POST", base(event.metadata.namespace), event);
+        await kubeRequest(kc, "POST", base(event.metadata.namespace), event, "application/json", timeoutMs);
         return "created";
       } catch (err) {
         if (err instanceof KubeRequestError && err.status === 409) return "exists";
@@ -260,7 +263,7 @@ export function kubeEventSink(kc: KubeConfig): EventSink {
     },
     async patchSeries(namespace, name, series) {
       try {
-        await kubeRequest(kc, "PATCH", `${base(namespace)}/${encodeURIComponent(name)}`, { series }, "application/merge-patch+json");
+        await kubeRequest(kc, "PATCH", `${base(namespace)}/${encodeURIComponent(name)}`, { series }, "application/merge-patch+json", timeoutMs);
         return "patched";
       } catch (err) {
         if (err instanceof KubeRequestError && err.status === 404) return "gone";

@@ -25,12 +25,23 @@ export function parseWarningHeader(value: string): string[] {
   return [...value.matchAll(/\d{3} \S+ "((?:[^"\\]|\\.)*)"(?: "[^"]*")?/g)].map((m) => m[1]!.replace(/\\(.)/g, "$1"));
 }
 
+/** How long one request may take, start to end, before it fails: a stalled connection must not hang its caller. */
+export const KUBE_REQUEST_TIMEOUT_MS = 30_000;
+
 /**
  * A plain JSON request to the apiserver with the kubeconfig's credentials. Used where the typed
  * client's model serializer would drop fields it does not model (for example `default` and
  * `x-kubernetes-validations` inside CRD schemas), and where callers need the Warning headers.
+ * The whole exchange is bounded by `timeoutMs`; then the socket is destroyed and the call fails.
  */
-export async function kubeRequest(kc: KubeConfig, method: string, path: string, body?: unknown, contentType = "application/json"): Promise<KubeResponse> {
+export async function kubeRequest(
+  kc: KubeConfig,
+  method: string,
+  path: string,
+  body?: unknown,
+  contentType = "application/json",
+  timeoutMs = KUBE_REQUEST_TIMEOUT_MS,
+): Promise<KubeResponse> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error("kubeconfig has no current cluster");
   const url = new URL(path, cluster.server);
@@ -56,6 +67,8 @@ export async function kubeRequest(kc: KubeConfig, method: string, path: string, 
         else resolve({ status, body: parsed, warnings });
       });
     });
+    const timer = setTimeout(() => req.destroy(new Error(`${method} ${path}: no answer within ${timeoutMs} ms`)), timeoutMs);
+    req.on("close", () => clearTimeout(timer));
     req.on("error", reject);
     req.end(payload);
   });
