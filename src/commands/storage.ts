@@ -129,6 +129,8 @@ export function registerStorage(program: Command): void {
     if (!object) throw new Error(`"${url}" is not s3://bucket/key`);
     const ttlNs = parseGoDuration(options.ttl);
     if (ttlNs === undefined || ttlNs <= 0) throw new Error(`--ttl "${options.ttl}" is not a positive Go duration like 10m`);
+    // One bound for both formats: a leaked link stops working within a week (SigV4's own maximum).
+    if (ttlNs / 1e9 > MAX_PRESIGNED_SECONDS) throw new Error(`--ttl "${options.ttl}" is longer than 168h: signed links live at most a week`);
     if (options.credentials) {
       process.stdout.write(`${await presignFromOptions(object[1]!, object[2]!, ttlNs, options)}\n`);
       return;

@@ -54,6 +54,7 @@ describe("app-snapshots storage", () => {
     [["storage", "sign", "velero/backups/x"], '"velero/backups/x" is not s3://bucket/key'],
     [["storage", "sign", "s3://velero/x", "--ttl", "ten minutes", "--base-url", "http://a"], '--ttl "ten minutes" is not a positive Go duration like 10m'],
     [["storage", "sign", "s3://velero/x"], "give --base-url (POD_IP is not set)"],
+    [["storage", "sign", "s3://velero/x", "--ttl", "169h", "--base-url", "http://a"], '--ttl "169h" is longer than 168h: signed links live at most a week'],
   ])("refuses %j with a clear message", (args, message) => {
     const { status, stderr } = fails(args);
     expect(status).toBe(1);
