@@ -224,7 +224,9 @@ export class SelfManagedCertificates {
       ...(previous?.metadata ?? {}),
       name: secretName,
       namespace,
-      labels: { ...(previous?.metadata?.labels ?? {}), "app.kubernetes.io/managed-by": "app-snapshots" },
+      // Velero leaves it out of backups: it holds the CA's private key, and a restored cluster's webhook makes
+      // a new one (docs/certificates.md). pkg/backup/item_backupper.go skips items with this label.
+      labels: { ...(previous?.metadata?.labels ?? {}), "app.kubernetes.io/managed-by": "app-snapshots", "velero.io/exclude-from-backup": "true" },
     };
     // A Secret's type cannot change; one made by an admin as Opaque keeps its type.
     const body = { apiVersion: "v1", kind: "Secret", type: previous?.type ?? "kubernetes.io/tls", metadata, data: { ...(previous?.data ?? {}), ...toSecretData(certs) } };
