@@ -26,7 +26,7 @@ const replicas: WebhookProcess[] = [];
 
 interface Secret {
   data?: Record<string, string>;
-  metadata: { resourceVersion: string };
+  metadata: { resourceVersion: string; labels?: Record<string, string> };
 }
 interface Configuration {
   webhooks: Array<{ clientConfig: { caBundle?: string } }>;
