@@ -159,7 +159,7 @@ cluster-node: deps tools node-tools build ## a real single-node cluster in the f
 	node dist/test/cluster/node/main.js $(IMAGES)
 
 .PHONY: node-test
-node-test: deps tools node-tools build ## the real node's suites (root; not part of make test yet)
+node-test: deps tools node-tools build image ## the real node's suites, the chart installed from `make image` included (root; not part of make test yet)
 	$(NODE_BIN)/vitest run --config test/node/vitest.config.ts
 
 # --- build, lint, test ------------------------------------------------------------------------

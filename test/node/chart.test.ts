@@ -1,0 +1,214 @@
+// The chart installed for real (issue 15, section 4): our image on the real node, `helm install` with a hostPath
+// volume, then the pods' probes, the pod webhook called by the apiserver through its Service, the S3 endpoint
+// from inside a pod, and what `helm uninstall` leaves. Needs root, runc and cgroups, like the node's own suite.
+import { chownSync, mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { AppsV1Api, CoreV1Api, CustomObjectsApi, type V1Pod } from "@kubernetes/client-node";
+import { PutObjectCommand, GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseCredentials } from "../../src/s3/credentials.js";
+import { toolPath } from "../cluster/binaries.js";
+import { run } from "../cluster/node/host.js";
+import { until } from "../cluster/wait.js";
+import { startRealNode, sweepHost, type RealNode } from "../cluster/node/realNode.js";
+import { counterSum, helmOnNode, imageArchive, installChart, NAMESPACE, RELEASE } from "./chartInstall.js";
+
+const IMAGE = "ghcr.io/app-snapshots/app-snapshots:0.1.0";
+// `<release>-app-snapshots`, or the release name alone when it holds the chart's name (_helpers.tpl).
+const FULLNAME = RELEASE;
+
+let node: RealNode | undefined;
+let hostPath = "";
+const timings: Record<string, number> = {};
+
+beforeAll(async () => {
+  await sweepHost();
+  const archive = imageArchive();
+  node = await startRealNode({ log: (line) => console.log(`[real-node] ${line}`), imageArchives: [archive] });
+  Object.assign(timings, node.timings);
+  // The chart's README: kubelet does not chown hostPath volumes, the folder must be writable by 65532.
+  hostPath = mkdtempSync(path.join(os.tmpdir(), "app-snapshots-chart-store-"));
+  chownSync(hostPath, 65532, 65532);
+  // velero.namespace must exist before install (values.yaml): the credentials are copied there.
+  await node.kubeConfig.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: "velero" } } });
+  const since = Date.now();
+  try {
+    await installChart(node.kubeconfigPath, hostPath);
+  } catch (err) {
+    // Say why the release never got Ready: the kubelet's probe failures (e.g. "connection refused") are events.
+    const events = await node.kubeConfig.makeApiClient(CoreV1Api).listNamespacedEvent({ namespace: NAMESPACE });
+    const unhealthy = [...new Set(events.items.filter((e) => e.type === "Warning").map((e) => `${e.involvedObject.name}: ${e.reason}: ${e.message}`))];
+    throw new Error(`${(err as Error).message}\nwarnings in ${NAMESPACE}:\n${unhealthy.join("\n")}`, { cause: err });
+  }
+  timings["helm install --wait"] = (Date.now() - since) / 1000;
+  console.log(`[chart] timings (s): ${JSON.stringify(timings)}`);
+}, 300_000);
+
+afterAll(async () => {
+  await node?.stop();
+  if (hostPath) rmSync(hostPath, { recursive: true, force: true });
+});
+
+const started = () => {
+  if (!node) throw new Error("the real node did not start");
+  return node;
+};
+
+const ready = (pod: V1Pod) => pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
+
+async function podsOf(component: string): Promise<V1Pod[]> {
+  const core = started().kubeConfig.makeApiClient(CoreV1Api);
+  return (await core.listNamespacedPod({ namespace: NAMESPACE, labelSelector: `app.kubernetes.io/component=${component}` })).items;
+}
+
+/** The webhook's /metrics of every replica (on its plain-HTTP health port), through the apiserver's pod proxy. */
+async function webhookMetrics(): Promise<string> {
+  const texts: string[] = [];
+  for (const pod of await podsOf("webhook")) {
+    const raw = `/api/v1/namespaces/${NAMESPACE}/pods/http:${pod.metadata!.name}:8080/proxy/metrics`;
+    texts.push(run(toolPath("kubectl"), ["--kubeconfig", started().kubeconfigPath, "get", "--raw", raw]));
+  }
+  return texts.join("\n");
+}
+
+describe("the chart, installed for real", () => {
+  it("brings both webhook replicas and the storage pod to Ready through their HTTP probes on the pod IP", async () => {
+    const apps = started().kubeConfig.makeApiClient(AppsV1Api);
+    const webhook = await apps.readNamespacedDeployment({ name: `${FULLNAME}-webhook`, namespace: NAMESPACE });
+    const storage = await apps.readNamespacedDeployment({ name: `${FULLNAME}-storage`, namespace: NAMESPACE });
+    expect({ webhook: webhook.status?.readyReplicas, storage: storage.status?.readyReplicas }).toEqual({ webhook: 2, storage: 1 });
+    // The kubelet judges Ready by these probes: httpGet on the pod IP (no host), which the health-listen bug refused.
+    for (const deployment of [webhook, storage]) {
+      const container = deployment.spec!.template.spec!.containers[0]!;
+      expect(container.image).toBe(IMAGE);
+      expect(container.readinessProbe?.httpGet?.host).toBeUndefined();
+      expect(container.readinessProbe?.httpGet?.port).toBeDefined();
+    }
+    const pods = [...(await podsOf("webhook")), ...(await podsOf("storage"))];
+    expect(pods.map((p) => ({ ready: ready(p), restarts: p.status?.containerStatuses?.[0]?.restartCount }))).toEqual([
+      { ready: true, restarts: 0 },
+      { ready: true, restarts: 0 },
+      { ready: true, restarts: 0 },
+    ]);
+  });
+
+  it("annotates a pod the apiserver sends through the webhook's Service, and counts it in the webhook's metrics", async () => {
+    const kc = started().kubeConfig;
+    const core = kc.makeApiClient(CoreV1Api);
+    const patchedBefore = counterSum(await webhookMetrics(), "app_snapshots_admission_requests_total", { webhook: "pods", outcome: "patched" });
+    await core.createNamespace({ body: { metadata: { name: "shop" } } });
+    await kc.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
+      group: "appsnapshots.io",
+      version: "v1alpha1",
+      namespace: "shop",
+      plural: "snapshotpolicies",
+      body: { apiVersion: "appsnapshots.io/v1alpha1", kind: "SnapshotPolicy", metadata: { name: "all", namespace: "shop" }, spec: { podSelector: {}, volumes: { include: ["*"] } } },
+    });
+    // The webhook reads policies from a watch: a pod created before it saw the policy is not annotated, so retry.
+    const annotations = await until(
+      "a pod annotated by the webhook",
+      async () => {
+        const name = `app-${Date.now()}`;
+        const pod = await core.createNamespacedPod({
+          namespace: "shop",
+          body: {
+            metadata: { name },
+            spec: {
+              volumes: [{ name: "data", emptyDir: {} }],
+              containers: [{ name: "main", image: started().images.busybox, imagePullPolicy: "Never", command: ["sleep", "3600"], volumeMounts: [{ name: "data", mountPath: "/data" }] }],
+            },
+          },
+        });
+        await core.deleteNamespacedPod({ name, namespace: "shop", gracePeriodSeconds: 0 });
+        return pod.metadata?.annotations?.["appsnapshots.io/policy"] ? pod.metadata.annotations : undefined;
+      },
+      30_000,
+      1_000,
+    );
+    expect(annotations).toMatchObject({ "appsnapshots.io/policy": "shop/all", "backup.velero.io/backup-volumes": "data" });
+    expect(counterSum(await webhookMetrics(), "app_snapshots_admission_requests_total", { webhook: "pods", outcome: "patched" })).toBeGreaterThan(patchedBefore);
+  });
+
+  it("serves S3 to a pod through the storage Service's DNS name: a presigned PUT, then a presigned GET", async () => {
+    const kc = started().kubeConfig;
+    const core = kc.makeApiClient(CoreV1Api);
+    const secret = await core.readNamespacedSecret({ name: `${FULLNAME}-storage-credentials`, namespace: NAMESPACE });
+    const [accessKeyId, secretAccessKey] = [...parseCredentials(Buffer.from(secret.data!.cloud!, "base64").toString())][0]!;
+    // Signed for the in-cluster endpoint, so the pod's requests carry the Host header they were signed for.
+    const s3 = new S3Client({
+      endpoint: `http://${FULLNAME}-storage.${NAMESPACE}.svc:9000`,
+      region: "us-east-1",
+      forcePathStyle: true,
+      credentials: { accessKeyId, secretAccessKey },
+    });
+    const put = await getSignedUrl(s3, new PutObjectCommand({ Bucket: "velero", Key: "from-a-pod/hello.txt" }), { expiresIn: 600 });
+    const get = await getSignedUrl(s3, new GetObjectCommand({ Bucket: "velero", Key: "from-a-pod/hello.txt" }), { expiresIn: 600 });
+    s3.destroy();
+    // Our own image as the client: its node binary has fetch (busybox's wget cannot PUT).
+    const script = [
+      `const put = await fetch(${JSON.stringify(put)}, { method: "PUT", body: "written from a pod" });`,
+      `const get = await fetch(${JSON.stringify(get)});`,
+      `console.log(put.status, get.status, await get.text());`,
+    ].join("\n");
+    await core.createNamespacedPod({
+      namespace: "default",
+      body: {
+        metadata: { name: "s3-client" },
+        spec: { restartPolicy: "Never", containers: [{ name: "main", image: IMAGE, imagePullPolicy: "Never", command: ["/usr/local/bin/node", "--input-type=module", "-e", script] }] },
+      },
+    });
+    const phase = await until("s3-client to finish", async () => {
+      const p = (await core.readNamespacedPod({ name: "s3-client", namespace: "default" })).status?.phase;
+      return p === "Succeeded" || p === "Failed" ? p : undefined;
+    }, 90_000);
+    const logs = await core.readNamespacedPodLog({ name: "s3-client", namespace: "default" });
+    expect({ phase, logs }).toEqual({ phase: "Succeeded", logs: "200 200 written from a pod\n" });
+  });
+
+  it("helm uninstall leaves only the CRDs and what the webhook made at runtime: the webhook-tls Secret and the leader Lease", async () => {
+    const kc = started().kubeConfig;
+    const since = Date.now();
+    await helmOnNode(started().kubeconfigPath, ["uninstall", RELEASE, "--namespace", NAMESPACE, "--wait", "--timeout", "120s"]);
+    timings["helm uninstall --wait"] = (Date.now() - since) / 1000;
+    console.log(`[chart] timings (s): ${JSON.stringify(timings)}`);
+    const core = kc.makeApiClient(CoreV1Api);
+    await until("the release's pods gone", async () => ((await core.listNamespacedPod({ namespace: NAMESPACE })).items.length === 0 ? true : undefined), 60_000);
+    const names = (items: Array<{ metadata?: { name?: string } }>) => items.map((o) => o.metadata!.name!).sort();
+    const leftIn = async (namespace: string) => ({
+      secrets: names((await core.listNamespacedSecret({ namespace })).items),
+      configMaps: names((await core.listNamespacedConfigMap({ namespace })).items),
+      serviceAccounts: names((await core.listNamespacedServiceAccount({ namespace })).items),
+      services: names((await core.listNamespacedService({ namespace })).items),
+      claims: names((await core.listNamespacedPersistentVolumeClaim({ namespace })).items),
+    });
+    expect(await leftIn(NAMESPACE)).toEqual({
+      secrets: [`${FULLNAME}-webhook-tls`],
+      configMaps: ["kube-root-ca.crt"],
+      serviceAccounts: ["default"],
+      services: [],
+      claims: [],
+    });
+    expect((await leftIn("velero")).secrets).toEqual([]);
+    expect(names((await core.listPersistentVolume()).items)).toEqual([]);
+    const objects = (await kc.makeApiClient(CustomObjectsApi).listNamespacedCustomObject({ group: "coordination.k8s.io", version: "v1", namespace: NAMESPACE, plural: "leases" })) as { items: Array<{ metadata?: { name?: string } }> };
+    expect(names(objects.items)).toEqual([`${FULLNAME}-webhook-leader`]);
+    const cluster = kc.makeApiClient(CustomObjectsApi);
+    const clusterScoped = async (group: string, plural: string) =>
+      names(((await cluster.listClusterCustomObject({ group, version: "v1", plural })) as { items: Array<{ metadata?: { name?: string } }> }).items).filter((n) => n.includes("app-snapshots") && !n.includes("coredns"));
+    expect({
+      mutating: await clusterScoped("admissionregistration.k8s.io", "mutatingwebhookconfigurations"),
+      validating: await clusterScoped("admissionregistration.k8s.io", "validatingwebhookconfigurations"),
+      clusterRoles: await clusterScoped("rbac.authorization.k8s.io", "clusterroles"),
+      clusterRoleBindings: await clusterScoped("rbac.authorization.k8s.io", "clusterrolebindings"),
+      crds: names(((await cluster.listClusterCustomObject({ group: "apiextensions.k8s.io", version: "v1", plural: "customresourcedefinitions" })) as { items: Array<{ metadata?: { name?: string } }> }).items).filter((n) => n.endsWith("appsnapshots.io")),
+    }).toEqual({
+      mutating: [],
+      validating: [],
+      clusterRoles: [],
+      clusterRoleBindings: [],
+      crds: ["clustersnapshotpolicies.appsnapshots.io", "snapshotpolicies.appsnapshots.io"],
+    });
+  });
+});

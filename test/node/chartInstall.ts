@@ -1,0 +1,56 @@
+// The chart on the real node: our image (from `make image`) imported under the chart's default repository and
+// tag, and `helm install` with only the storage volume set, as a cluster admin would run it.
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { cacheDir } from "../cluster/binaries.js";
+import { chartDir, helm, type HelmResult } from "../chart/helm.js";
+
+/**
+ * The archive `make image` writes, named for the chart's appVersion (its default image tag);
+ * APP_SNAPSHOTS_IMAGE_ARCHIVE names another one under the same reference (e.g. a build without a fix).
+ */
+export function imageArchive(): string {
+  const chosen = process.env.APP_SNAPSHOTS_IMAGE_ARCHIVE;
+  if (chosen) return chosen;
+  const appVersion = /^appVersion:\s*"?([^"\s]+)"?/m.exec(readFileSync(path.join(chartDir, "Chart.yaml"), "utf8"))?.[1];
+  const archive = path.join(cacheDir, "image", `app-snapshots-${appVersion}.oci.tar`);
+  if (!existsSync(archive)) throw new Error(`${archive} is missing: run 'make image' (make node-test does)`);
+  return archive;
+}
+
+export const RELEASE = "app-snapshots";
+export const NAMESPACE = "app-snapshots";
+
+/** helm against the real node; a failure throws with helm's output. */
+export async function helmOnNode(kubeconfig: string, args: string[], timeoutMs = 240_000): Promise<HelmResult> {
+  const result = await helm(args, { kubeconfig, timeoutMs });
+  if (result.code !== 0) throw new Error(`helm ${args[0]} failed (exit ${result.code}):\n${result.stdout}\n${result.stderr}`);
+  return result;
+}
+
+/** `helm install` of the chart with a hostPath volume on node localhost, waiting until every pod is Ready. */
+export function installChart(kubeconfig: string, hostPath: string): Promise<HelmResult> {
+  return helmOnNode(kubeconfig, [
+    "install",
+    RELEASE,
+    chartDir,
+    "--namespace",
+    NAMESPACE,
+    "--create-namespace",
+    "--set",
+    `storage.volume.hostPath.path=${hostPath}`,
+    "--set",
+    "storage.volume.hostPath.node=localhost",
+    "--wait",
+    "--timeout",
+    "180s",
+  ]);
+}
+
+/** Sum of a Prometheus counter's samples whose labels include every given label="value" pair. */
+export function counterSum(exposition: string, name: string, labels: Record<string, string>): number {
+  return exposition
+    .split("\n")
+    .filter((line) => line.startsWith(`${name}{`) && Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`)))
+    .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(" ") + 1)), 0);
+}
