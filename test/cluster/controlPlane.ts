@@ -96,6 +96,21 @@ export function identityKubeConfig(plane: { url: string; dir: string }, user: st
   return kc;
 }
 
+/** A one-member etcd on loopback, without fsync (test data only): both the envtest-style and the real node's. */
+export function singleEtcdArgs(name: string, dataDir: string, clientUrl: string, peerUrl: string): string[] {
+  return [
+    `--name=${name}`,
+    `--data-dir=${dataDir}`,
+    `--listen-client-urls=${clientUrl}`,
+    `--advertise-client-urls=${clientUrl}`,
+    `--listen-peer-urls=${peerUrl}`,
+    `--initial-advertise-peer-urls=${peerUrl}`,
+    `--initial-cluster=${name}=${peerUrl}`,
+    "--unsafe-no-fsync=true",
+    "--log-level=warn",
+  ];
+}
+
 /**
  * Starts etcd and kube-apiserver on loopback, envtest-style, in a fresh temp dir. Everything is
  * torn down by stop(), and also when the process exits without calling it.
@@ -152,17 +167,7 @@ export async function startControlPlane(options: StartOptions = {}): Promise<Con
       startChild(
         "etcd",
         toolPath("etcd"),
-        [
-          "--name=harness",
-          `--data-dir=${path.join(dir, "etcd")}`,
-          `--listen-client-urls=${etcdUrl}`,
-          `--advertise-client-urls=${etcdUrl}`,
-          `--listen-peer-urls=${peerUrl}`,
-          `--initial-advertise-peer-urls=${peerUrl}`,
-          `--initial-cluster=harness=${peerUrl}`,
-          "--unsafe-no-fsync=true",
-          "--log-level=warn",
-        ],
+        singleEtcdArgs("harness", path.join(dir, "etcd"), etcdUrl, peerUrl),
         path.join(dir, "etcd.log"),
       ),
     );

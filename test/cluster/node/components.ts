@@ -1,6 +1,7 @@
 // The flags and configuration files of each node component, as pure functions of the run's paths and ports.
 // Everything binds to loopback, a unix socket in the run dir, or (pods only) the private bridge.
 import { stringify } from "yaml";
+import { singleEtcdArgs } from "../controlPlane.js";
 import { CLUSTER_DOMAIN } from "./coredns.js";
 import type { NodePki } from "./pki.js";
 import { BRIDGE, BRIDGE_IP, CGROUP_ROOT, CNI_NETWORK, NODE_NAME, POD_CIDR, SERVICE_CIDR, runPath } from "./layout.js";
@@ -23,19 +24,7 @@ export const apiserverUrl = (ports: Ports) => `https://127.0.0.1:${ports.apiserv
 export const containerdSocket = () => runPath("containerd", "containerd.sock");
 
 export function etcdArgs(ports: Ports): string[] {
-  const client = `http://127.0.0.1:${ports.etcd}`;
-  const peer = `http://127.0.0.1:${ports.etcdPeer}`;
-  return [
-    "--name=node",
-    `--data-dir=${runPath("etcd")}`,
-    `--listen-client-urls=${client}`,
-    `--advertise-client-urls=${client}`,
-    `--listen-peer-urls=${peer}`,
-    `--initial-advertise-peer-urls=${peer}`,
-    `--initial-cluster=node=${peer}`,
-    "--unsafe-no-fsync=true",
-    "--log-level=warn",
-  ];
+  return singleEtcdArgs("node", runPath("etcd"), `http://127.0.0.1:${ports.etcd}`, `http://127.0.0.1:${ports.etcdPeer}`);
 }
 
 /** The envtest flags (controlPlane.ts) plus what a node needs: Node authorization, kubelet client certs, SA issuing. */
@@ -69,15 +58,21 @@ export function apiserverArgs(ports: Ports, pki: NodePki): string[] {
   ];
 }
 
-export function controllerManagerArgs(ports: Ports, pki: NodePki): string[] {
-  const kubeconfig = pki.kubeconfig.controllerManager;
+/** What controller-manager and scheduler share: one identity for everything, serving on loopback only. */
+function loopbackComponentArgs(kubeconfig: string, port: number, name: string): string[] {
   return [
     `--kubeconfig=${kubeconfig}`,
     `--authentication-kubeconfig=${kubeconfig}`,
     `--authorization-kubeconfig=${kubeconfig}`,
     "--bind-address=127.0.0.1",
-    `--secure-port=${ports.controllerManager}`,
-    `--cert-dir=${runPath("controller-manager")}`,
+    `--secure-port=${port}`,
+    `--cert-dir=${runPath(name)}`,
+  ];
+}
+
+export function controllerManagerArgs(ports: Ports, pki: NodePki): string[] {
+  return [
+    ...loopbackComponentArgs(pki.kubeconfig.controllerManager, ports.controllerManager, "controller-manager"),
     "--use-service-account-credentials=true",
     `--service-account-private-key-file=${pki.saKey}`,
     `--root-ca-file=${pki.ca}`,
@@ -91,14 +86,8 @@ export function controllerManagerArgs(ports: Ports, pki: NodePki): string[] {
 }
 
 export function schedulerArgs(ports: Ports, pki: NodePki): string[] {
-  const kubeconfig = pki.kubeconfig.scheduler;
   return [
-    `--kubeconfig=${kubeconfig}`,
-    `--authentication-kubeconfig=${kubeconfig}`,
-    `--authorization-kubeconfig=${kubeconfig}`,
-    "--bind-address=127.0.0.1",
-    `--secure-port=${ports.scheduler}`,
-    `--cert-dir=${runPath("scheduler")}`,
+    ...loopbackComponentArgs(pki.kubeconfig.scheduler, ports.scheduler, "scheduler"),
     "--leader-elect=false",
   ];
 }

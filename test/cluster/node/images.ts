@@ -100,21 +100,31 @@ export function writeImageArchive(rootfs: string, spec: ImageSpec, target: strin
 const imagesDir = () => path.join(cacheDir, "node-images");
 const pauseSource = () => path.join(repoRoot, "test", "cluster", "node", "pause.c");
 
-/** The pause image, named by its source's hash; compiled with gcc -static on first use. */
-export function pauseImage(): { ref: string; archive: string } {
-  const tag = sha256(readFileSync(pauseSource())).slice(0, 12);
-  const ref = `localhost/app-snapshots/pause:${tag}`;
-  const archive = path.join(imagesDir(), `pause-${tag}.tar`);
+/**
+ * A locally built image, cached as an archive under .cache/node-images: `fill` lays out its root folder
+ * the first time (in a scratch folder that is removed afterwards), later calls reuse the archive.
+ */
+function cachedImage(name: string, tag: string, spec: Omit<ImageSpec, "ref">, fill: (root: string) => void): { ref: string; archive: string } {
+  const ref = `localhost/app-snapshots/${name}:${tag}`;
+  const archive = path.join(imagesDir(), `${name}-${tag}.tar`);
   if (!existsSync(archive)) {
-    const root = mkdtempSync(path.join(os.tmpdir(), "app-snapshots-pause-"));
+    const root = mkdtempSync(path.join(os.tmpdir(), `app-snapshots-${name}-`));
     try {
-      run("gcc", ["-static", "-Os", "-s", "-o", path.join(root, "pause"), pauseSource()]);
-      writeImageArchive(root, { ref, entrypoint: ["/pause"], user: "65535:65535" }, archive);
+      fill(root);
+      writeImageArchive(root, { ...spec, ref }, archive);
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
   }
   return { ref, archive };
+}
+
+/** The pause image, named by its source's hash; compiled with gcc -static on first use. */
+export function pauseImage(): { ref: string; archive: string } {
+  const tag = sha256(readFileSync(pauseSource())).slice(0, 12);
+  return cachedImage("pause", tag, { entrypoint: ["/pause"], user: "65535:65535" }, (root) => {
+    run("gcc", ["-static", "-Os", "-s", "-o", path.join(root, "pause"), pauseSource()]);
+  });
 }
 
 /** Debian's busybox-static, unpacked by `make node-tools` under .cache/node-debs. */
@@ -125,33 +135,24 @@ export function busyboxImage(): { ref: string; archive: string } {
   const fetched = readFileSync(path.join(debs, "fetched.txt"), "utf8");
   const version = /^busybox-static (?:\d+:)?(\S+)$/m.exec(fetched)?.[1] ?? "unknown";
   const tag = version.replace(/[^\w.-]/g, "-");
-  const ref = `localhost/app-snapshots/busybox:${tag}`;
-  const archive = path.join(imagesDir(), `busybox-${tag}.tar`);
-  if (!existsSync(archive)) {
-    const root = mkdtempSync(path.join(os.tmpdir(), "app-snapshots-busybox-"));
-    try {
-      mkdirSync(path.join(root, "bin"));
-      copyFileSync(binary, path.join(root, "bin", "busybox"));
-      chmodSync(path.join(root, "bin", "busybox"), 0o755);
-      // Applet links at busybox's own paths (bin/sh, usr/bin/wget, ...), as its installer would make them.
-      for (const applet of run(binary, ["--list-full"]).split("\n").filter(Boolean)) {
-        const link = path.join(root, applet);
-        if (applet === "bin/busybox" || existsSync(link)) continue;
-        mkdirSync(path.dirname(link), { recursive: true });
-        symlinkSync("/bin/busybox", link);
-      }
-      mkdirSync(path.join(root, "etc"));
-      writeFileSync(path.join(root, "etc", "passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n");
-      writeFileSync(path.join(root, "etc", "group"), "root:x:0:\nnogroup:x:65534:\n");
-      mkdirSync(path.join(root, "tmp"), { mode: 0o1777 });
-      chmodSync(path.join(root, "tmp"), 0o1777);
-      mkdirSync(path.join(root, "root"), { mode: 0o700 });
-      writeImageArchive(root, { ref, cmd: ["sh"] }, archive);
-    } finally {
-      rmSync(root, { recursive: true, force: true });
+  return cachedImage("busybox", tag, { cmd: ["sh"] }, (root) => {
+    mkdirSync(path.join(root, "bin"));
+    copyFileSync(binary, path.join(root, "bin", "busybox"));
+    chmodSync(path.join(root, "bin", "busybox"), 0o755);
+    // Applet links at busybox's own paths (bin/sh, usr/bin/wget, ...), as its installer would make them.
+    for (const applet of run(binary, ["--list-full"]).split("\n").filter(Boolean)) {
+      const link = path.join(root, applet);
+      if (applet === "bin/busybox" || existsSync(link)) continue;
+      mkdirSync(path.dirname(link), { recursive: true });
+      symlinkSync("/bin/busybox", link);
     }
-  }
-  return { ref, archive };
+    mkdirSync(path.join(root, "etc"));
+    writeFileSync(path.join(root, "etc", "passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n");
+    writeFileSync(path.join(root, "etc", "group"), "root:x:0:\nnogroup:x:65534:\n");
+    mkdirSync(path.join(root, "tmp"), { mode: 0o1777 });
+    chmodSync(path.join(root, "tmp"), 0o1777);
+    mkdirSync(path.join(root, "root"), { mode: 0o700 });
+  });
 }
 
 /**
@@ -159,21 +160,11 @@ export function busyboxImage(): { ref: string; archive: string } {
  * apiserver's TLS (busybox's wget cannot: its TLS handshake fails against Go's server).
  */
 export function kubectlImage(): { ref: string; archive: string } {
-  const version = pinnedVersions().KUBERNETES!;
-  const ref = `localhost/app-snapshots/kubectl:${version}`;
-  const archive = path.join(imagesDir(), `kubectl-${version}.tar`);
-  if (!existsSync(archive)) {
-    const root = mkdtempSync(path.join(os.tmpdir(), "app-snapshots-kubectl-"));
-    try {
-      mkdirSync(path.join(root, "bin"));
-      copyFileSync(toolPath("kubectl"), path.join(root, "bin", "kubectl"));
-      chmodSync(path.join(root, "bin", "kubectl"), 0o755);
-      mkdirSync(path.join(root, "tmp"));
-      chmodSync(path.join(root, "tmp"), 0o1777);
-      writeImageArchive(root, { ref, entrypoint: ["/bin/kubectl"], env: ["HOME=/tmp", "PATH=/bin"] }, archive);
-    } finally {
-      rmSync(root, { recursive: true, force: true });
-    }
-  }
-  return { ref, archive };
+  return cachedImage("kubectl", pinnedVersions().KUBERNETES!, { entrypoint: ["/bin/kubectl"], env: ["HOME=/tmp", "PATH=/bin"] }, (root) => {
+    mkdirSync(path.join(root, "bin"));
+    copyFileSync(toolPath("kubectl"), path.join(root, "bin", "kubectl"));
+    chmodSync(path.join(root, "bin", "kubectl"), 0o755);
+    mkdirSync(path.join(root, "tmp"));
+    chmodSync(path.join(root, "tmp"), 0o1777);
+  });
 }
