@@ -146,7 +146,10 @@ $(CACHE)/node-debs/.stamp: test/bench/fetch-debs
 node-packages:
 	@missing=""; for c in $(NODE_CMDS); do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
 	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" != 0 ]; then echo "missing:$$missing; run as root to install the Debian packages $(NODE_DEBS)" >&2; exit 1; fi; \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "missing:$$missing; run as root to install the Debian packages $(NODE_DEBS)" >&2; \
+	    if [ -n "$${CI:-}" ]; then exit 1; fi; echo "(the real node's suites will be skipped, saying why)" >&2; exit 0; \
+	  fi; \
 	  echo "installing Debian packages for the real node (missing:$$missing): $(NODE_DEBS)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(NODE_DEBS) >/dev/null; \
 	fi
@@ -154,13 +157,9 @@ node-packages:
 .PHONY: node-tools
 node-tools: $(NODE_TOOLS) $(COREDNS) $(CACHE)/node-debs/.stamp node-packages ## build kubelet, controller-manager, scheduler, kube-proxy, CoreDNS (cached); install containerd, runc, CNI, iptables (root)
 
-.PHONY: cluster-node
-cluster-node: deps tools node-tools build ## a real single-node cluster in the foreground (root); prints a kubeconfig, Ctrl-C restores the host (IMAGES=archives to import)
-	node dist/test/cluster/node/main.js $(IMAGES)
-
 .PHONY: node-test
-node-test: deps tools node-tools build image ## the real node's suites, the chart installed from `make image` included (root; not part of make test yet)
-	$(NODE_BIN)/vitest run --config test/node/vitest.config.ts
+node-test: deps tools node-tools build image ## only the real node's suites (part of make test), the chart installed from `make image` included (root)
+	$(NODE_BIN)/vitest run --project node
 
 # --- build, lint, test ------------------------------------------------------------------------
 .PHONY: build
@@ -176,7 +175,7 @@ typecheck: deps ## tsc --noEmit over src and tests
 	$(NODE_BIN)/tsc -p tsconfig.json --noEmit
 
 .PHONY: test
-test: deps tools s3-clients velero lint typecheck build ## everything: deps, tools, S3 clients, Velero, lint, typecheck, unit, integration and e2e tests
+test: deps tools s3-clients velero node-tools lint typecheck build image ## everything: deps, tools, S3 clients, Velero, the real node, the image, lint, typecheck, unit, integration, e2e and real-node tests
 	@mkdir -p $(CACHE) && rm -f $(CACHE)/vitest-results.json
 	@# The summary line is printed whatever vitest's exit; the exit is vitest's, or the summary's when vitest said 0.
 	@status=0; $(NODE_BIN)/vitest run --reporter=default --reporter=json --outputFile.json=$(CACHE)/vitest-results.json || status=$$?; \
@@ -191,7 +190,11 @@ e2e: deps tools velero build ## only the end-to-end suite: the real Velero again
 	$(NODE_BIN)/vitest run --project e2e
 
 .PHONY: cluster
-cluster: deps tools build ## run a local control plane in the foreground and print its kubeconfig
+cluster: deps tools node-tools build image ## the real single-node cluster in the foreground with our image imported (root); prints a kubeconfig, Ctrl-C restores the host (IMAGES=more archives)
+	node dist/test/cluster/node/main.js $(IMAGE) $(IMAGES)
+
+.PHONY: control-plane
+control-plane: deps tools build ## only etcd and kube-apiserver (no node, no root), in the foreground; prints a kubeconfig
 	node dist/test/cluster/main.js
 
 .PHONY: clean

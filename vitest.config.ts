@@ -43,6 +43,19 @@ export default defineConfig({
           sequence: { groupOrder: 1 },
         },
       },
+      {
+        test: {
+          name: "node",
+          // The real node (test/node, docs/real-node.md): needs root, runc and cgroups (test/node/gate.ts).
+          include: ["test/node/**/*.test.ts"],
+          testTimeout: 180_000,
+          hookTimeout: 300_000,
+          // One node at a time: its names, bridge and cgroups are fixed (the lock would refuse a second).
+          fileParallelism: false,
+          // Last and alone: a node is 2 cores' worth of start-up.
+          sequence: { groupOrder: 2 },
+        },
+      },
     ],
   },
 });

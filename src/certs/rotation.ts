@@ -77,6 +77,16 @@ export function caRotationAt(ca: CertificateInfo): number {
   return ca.notAfter - (ca.notAfter - start) / 3;
 }
 
+// X.509 keeps whole seconds, so a certificate made with exactly the configured lifetime may read up to a second longer.
+const LIFETIME_SLACK_MS = 2_000;
+
+/** Whether `cert` was issued for longer than `lifetimeMs` (the setting was lowered after it was made). */
+function outlives(cert: CertificateInfo, lifetimeMs: number): boolean {
+  return cert.notAfter - issuedAt(cert) > lifetimeMs + LIFETIME_SLACK_MS;
+}
+
+const duration = (ms: number) => (ms % 3_600_000 === 0 ? `${ms / 3_600_000}h` : `${ms / 1000}s`);
+
 function sansMatch(leaf: CertificateInfo, settings: RotationSettings): boolean {
   const wanted = settings.dnsNames.length + settings.ipAddresses.length;
   const present = (leaf.x509.subjectAltName ?? "").split(", ").filter(Boolean).length;
@@ -104,6 +114,9 @@ export function planRotation(current: TlsSecretData | undefined, view: RotationV
   const { leaf, signer, bundle } = parsed;
 
   if (now >= caRotationAt(signer)) return { kind: "rotate-ca", reason: `the CA expires at ${iso(signer.notAfter)}` };
+  // A lifetime lowered since (helm upgrade --set certs.caLifetime=...) takes effect now, by the same safe path as
+  // a CA near its end, rather than a year later: the admin's way to force a rotation.
+  if (outlives(signer, settings.caLifetimeMs)) return { kind: "rotate-ca", reason: `the CA is valid for longer than the configured ${duration(settings.caLifetimeMs)}` };
 
   if (!issuedBy(leaf, signer)) {
     const since = view.bundlePublishedSince;
@@ -114,6 +127,7 @@ export function planRotation(current: TlsSecretData | undefined, view: RotationV
       until: since !== undefined ? since + settings.publishDelayMs : now + 1_000,
     };
   }
+  if (outlives(leaf, settings.certLifetimeMs)) return { kind: "issue-leaf", reason: `the serving certificate is valid for longer than the configured ${duration(settings.certLifetimeMs)}` };
   if (now >= leafRenewalAt(leaf)) return { kind: "issue-leaf", reason: `two-thirds of the serving certificate's lifetime have passed (it expires at ${iso(leaf.notAfter)})` };
   if (!sansMatch(leaf, settings)) return { kind: "issue-leaf", reason: "the serving certificate's names differ from the configured ones" };
 

@@ -7,7 +7,7 @@ import { createLogger, type Logger } from "../server/logger.js";
 import { createMetricsRegistry } from "../server/metrics.js";
 import { readTlsFiles, watchTlsFiles } from "../server/tlsFiles.js";
 import { StorageError } from "../storage/errors.js";
-import { listenAt, parseListenAddress } from "../storage/listenAddress.js";
+import { listenAt, parseListenAddress } from "../server/listenAddress.js";
 import { lvpHandler } from "../storage/lvpServer.js";
 import { LVP_PORT, signLvpUrl } from "../storage/lvpSignature.js";
 import { createStorageMetrics } from "../storage/metrics.js";

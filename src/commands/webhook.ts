@@ -6,7 +6,8 @@ import { createAdmissionMetrics } from "../admission/metrics.js";
 import { loadKubeConfig } from "../kube/loadConfig.js";
 import type { AdmissionReview } from "../admission/review.js";
 import { serveHealth } from "../server/health.js";
-import { listen, type RunningServer } from "../server/http.js";
+import type { RunningServer } from "../server/http.js";
+import { listenAt } from "../server/listenAddress.js";
 import { Lifecycle } from "../server/lifecycle.js";
 import { createLogger } from "../server/logger.js";
 import { createMetricsRegistry } from "../server/metrics.js";
@@ -119,7 +120,7 @@ export function registerWebhook(program: Command): void {
     .option("--ca-lifetime <duration>", "with --tls-secret: CA validity; a successor is made when a third is left, and both are trusted until the old one expires", "8760h")
     .option("--cert-lifetime <duration>", "with --tls-secret: serving certificate validity; renewed at two-thirds", "168h")
     .option("--ca-publish-delay <duration>", "with --tls-secret: how long a new CA must be in every caBundle before certificates it signed are served", "10s")
-    .option("--host <address>", "address to listen on", "127.0.0.1")
+    .option("--host <address>", 'address to listen on (HTTPS and health); "" listens on every interface, IPv6 and IPv4', "127.0.0.1")
     .option("--port <port>", "HTTPS port", "8443")
     .option("--health-port <port>", "plain-HTTP port for /healthz, /readyz, /metrics", "8080")
     .option("--kubeconfig <file>", "kubeconfig (default: in-cluster, then $KUBECONFIG, then ~/.kube/config)")
@@ -193,7 +194,10 @@ export function registerWebhook(program: Command): void {
       lifecycle.installSignalHandlers();
       let server: RunningServer | undefined;
       const start = (material: TlsMaterial) =>
-        listen({ handler: admissionApp({ state: current, log, metrics, ...(prepareVelero ? { prepareVelero } : {}), ...(onPodWarnings ? { onPodWarnings } : {}) }), port: Number(options.port), host: options.host, tls: material });
+        listenAt(
+          { host: options.host || undefined, port: Number(options.port) },
+          { handler: admissionApp({ state: current, log, metrics, ...(prepareVelero ? { prepareVelero } : {}), ...(onPodWarnings ? { onPodWarnings } : {}) }), tls: material },
+        );
       if (tls.mode === "files") {
         server = await start(readTlsFiles(tls.certFile, tls.keyFile));
         lifecycle.onShutdown(watchTlsFiles(tls.certFile, tls.keyFile, (material) => server?.setTls(material), log));

@@ -1,7 +1,7 @@
 import express from "express";
 import type { Registry } from "prom-client";
 import type { Lifecycle } from "./lifecycle.js";
-import { listenAt } from "../storage/listenAddress.js";
+import { listenAt } from "./listenAddress.js";
 import type { RunningServer } from "./http.js";
 
 /** The plain-HTTP port for probes and scraping, separate from the TLS port so probes never depend on certificates. */

@@ -6,6 +6,7 @@ import { applyObjects, parseManifests } from "../../src/kube/apply.js";
 import { KubeRequestError, kubeRequest } from "../../src/kube/request.js";
 import type { Pod } from "../../src/pods/pod.js";
 import { repoRoot, toolPath } from "./binaries.js";
+import { preflight } from "./node/tools.js";
 import { startControlPlane } from "./controlPlane.js";
 import { installAppSnapshotsCrds, installVeleroCrds } from "./crds.js";
 import { until } from "./wait.js";
@@ -102,6 +103,13 @@ try {
   say(`    ${kubectl} get pod -n shop postgres-0 -o jsonpath='{.metadata.annotations}'`);
   say(`    ${kubectl} get snapshotpolicies,clustersnapshotpolicies -A`);
   say(`    node dist/src/cli.js explain --state examples/policies.yaml -f examples/workloads.yaml`);
+  // The demo needs no root; the real node does, and runs our image and chart as shipped.
+  const reasons = preflight();
+  say(
+    reasons.length === 0
+      ? "    the real thing on this machine: make cluster (a real node with our image; it prints the helm install line)"
+      : `    (make cluster would run a real node with our image and chart; not here: ${reasons.join("; ")})`,
+  );
   if (process.env.DEMO_ONCE) {
     await shutdown(0);
   } else {

@@ -1,4 +1,4 @@
-// `make cluster`: a local control plane in the foreground for manual use, until Ctrl-C.
+// `make control-plane`: etcd and kube-apiserver in the foreground for manual use (no node, no root), until Ctrl-C.
 import { startControlPlane } from "./controlPlane.js";
 import { installAppSnapshotsCrds, installVeleroCrds } from "./crds.js";
 import { toolPath } from "./binaries.js";

@@ -3,17 +3,41 @@ import { existsSync, openSync, closeSync, readFileSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
 
-/** Finds a free loopback port by binding to 0; the harness hands it to a child straight away. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+// Ports come from below the kernel's ephemeral range: a port picked by binding 0 lies inside it, and an outgoing
+// connection (the apiserver dialing etcd, a test's client) could take it before the child it was meant for binds
+// it, which was the harness's intermittent "address already in use" of kube-scheduler's --secure-port.
+const PORT_FLOOR = 10_000;
+const handedOut = new Set<number>();
+
+function ephemeralFloor(): number {
+  try {
+    const low = Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > PORT_FLOOR + 1_000 ? low : 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+
+/** Whether nothing listens on `port` on any address (a listener on :: also holds it for IPv4). */
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = net.createServer();
     server.unref();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
+    server.once("error", () => resolve(false));
+    server.listen({ port, exclusive: true }, () => server.close(() => resolve(true)));
   });
+}
+
+/** A port nothing listens on, outside the ephemeral range and not handed out before by this process. */
+export async function freePort(): Promise<number> {
+  const ceiling = ephemeralFloor();
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = PORT_FLOOR + Math.floor(Math.random() * (ceiling - PORT_FLOOR));
+    if (handedOut.has(port) || !(await bindable(port))) continue;
+    handedOut.add(port);
+    return port;
+  }
+  throw new Error(`no free port in ${PORT_FLOOR}-${ceiling - 1} after 200 tries`);
 }
 
 const setpriv = ["/usr/bin/setpriv", "/bin/setpriv"].find((file) => existsSync(file));

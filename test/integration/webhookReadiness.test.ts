@@ -1,4 +1,5 @@
 import http from "node:http";
+import tls from "node:tls";
 import { afterAll, describe, expect, it } from "vitest";
 import { startControlPlane, type ControlPlane } from "../cluster/controlPlane.js";
 import { installAppSnapshotsCrds } from "../cluster/crds.js";
@@ -6,7 +7,9 @@ import { webhookProcess, type WebhookProcess } from "../cluster/webhook.js";
 
 let plane: ControlPlane | undefined;
 let webhook: WebhookProcess | undefined;
+let everywhere: WebhookProcess | undefined;
 afterAll(async () => {
+  await everywhere?.dispose();
   await webhook?.dispose();
   await plane?.stop();
 });
@@ -30,4 +33,24 @@ describe("webhook readiness on a cluster without Velero", () => {
     expect(await get(`${webhook.healthUrl}/readyz`)).toEqual({ status: 200, body: "ok\n" });
     expect((await get(`${webhook.healthUrl}/metrics`)).body).toMatch(/app_snapshots_policies_loaded\{kind="SnapshotPolicy"\} 0/);
   }, 90_000);
+
+  it("with the chart's --host= listens on every interface, IPv6 and IPv4: an IPv6-only cluster reaches the pod too", async () => {
+    if (!plane) throw new Error("the control plane of the test before did not start");
+    everywhere = await webhookProcess({ kubeconfigPath: plane.kubeconfigPath, extraArgs: ["--host="] });
+    await everywhere.start();
+    const healthPort = new URL(everywhere.healthUrl).port;
+    const port = Number(new URL(everywhere.url).port);
+    for (const host of ["127.0.0.1", "::1"]) {
+      expect((await get(`http://${host.includes(":") ? `[${host}]` : host}:${healthPort}/readyz`)).status).toBe(200);
+      // A TLS handshake with the admission port (the test certificate names 127.0.0.1 only, so no verification here).
+      const protocol = await new Promise<string | null>((resolve, reject) => {
+        const socket = tls.connect({ host, port, rejectUnauthorized: false }, () => {
+          resolve(socket.getProtocol());
+          socket.end();
+        });
+        socket.once("error", reject);
+      });
+      expect(protocol).toMatch(/^TLSv1\.[23]$/);
+    }
+  }, 60_000);
 });

@@ -1,19 +1,25 @@
 // The chart installed for real (issue 15, section 4): our image on the real node, `helm install` with a hostPath
 // volume, then the pods' probes, the pod webhook called by the apiserver through its Service, the S3 endpoint
-// from inside a pod, and what `helm uninstall` leaves. Needs root, runc and cgroups, like the node's own suite.
+// from inside a pod and from the host through port-forward, leader handover, a forced certificate rotation by
+// `helm upgrade` under a stream of pod creates, and what `helm uninstall` leaves. Needs root, runc and cgroups,
+// like the node's own suite.
+import { spawn } from "node:child_process";
 import { chownSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { AppsV1Api, CoreV1Api, CustomObjectsApi, type V1Pod } from "@kubernetes/client-node";
-import { PutObjectCommand, GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { AppsV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, type V1Pod } from "@kubernetes/client-node";
+import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseCertificate, parseBundle } from "../../src/certs/pem.js";
 import { parseCredentials } from "../../src/s3/credentials.js";
 import { toolPath } from "../cluster/binaries.js";
 import { run } from "../cluster/node/host.js";
 import { until } from "../cluster/wait.js";
 import { startRealNode, sweepHost, type RealNode } from "../cluster/node/realNode.js";
+import { chartDir } from "../chart/helm.js";
 import { counterSum, helmOnNode, imageArchive, installChart, NAMESPACE, RELEASE } from "./chartInstall.js";
+import { withoutNode } from "./gate.js";
 
 const IMAGE = "ghcr.io/app-snapshots/app-snapshots:0.1.0";
 // `<release>-app-snapshots`, or the release name alone when it holds the chart's name (_helpers.tpl).
@@ -22,34 +28,6 @@ const FULLNAME = RELEASE;
 let node: RealNode | undefined;
 let hostPath = "";
 const timings: Record<string, number> = {};
-
-beforeAll(async () => {
-  await sweepHost();
-  const archive = imageArchive();
-  node = await startRealNode({ log: (line) => console.log(`[real-node] ${line}`), imageArchives: [archive] });
-  Object.assign(timings, node.timings);
-  // The chart's README: kubelet does not chown hostPath volumes, the folder must be writable by 65532.
-  hostPath = mkdtempSync(path.join(os.tmpdir(), "app-snapshots-chart-store-"));
-  chownSync(hostPath, 65532, 65532);
-  // velero.namespace must exist before install (values.yaml): the credentials are copied there.
-  await node.kubeConfig.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: "velero" } } });
-  const since = Date.now();
-  try {
-    await installChart(node.kubeconfigPath, hostPath);
-  } catch (err) {
-    // Say why the release never got Ready: the kubelet's probe failures (e.g. "connection refused") are events.
-    const events = await node.kubeConfig.makeApiClient(CoreV1Api).listNamespacedEvent({ namespace: NAMESPACE });
-    const unhealthy = [...new Set(events.items.filter((e) => e.type === "Warning").map((e) => `${e.involvedObject.name}: ${e.reason}: ${e.message}`))];
-    throw new Error(`${(err as Error).message}\nwarnings in ${NAMESPACE}:\n${unhealthy.join("\n")}`, { cause: err });
-  }
-  timings["helm install --wait"] = (Date.now() - since) / 1000;
-  console.log(`[chart] timings (s): ${JSON.stringify(timings)}`);
-}, 300_000);
-
-afterAll(async () => {
-  await node?.stop();
-  if (hostPath) rmSync(hostPath, { recursive: true, force: true });
-});
 
 const started = () => {
   if (!node) throw new Error("the real node did not start");
@@ -73,7 +51,73 @@ async function webhookMetrics(): Promise<string> {
   return texts.join("\n");
 }
 
-describe("the chart, installed for real", () => {
+/** The generated S3 credentials, from the Secret the chart made. */
+async function storageCredentials(): Promise<{ accessKeyId: string; secretAccessKey: string }> {
+  const secret = await started().kubeConfig.makeApiClient(CoreV1Api).readNamespacedSecret({ name: `${FULLNAME}-storage-credentials`, namespace: NAMESPACE });
+  const [accessKeyId, secretAccessKey] = [...parseCredentials(Buffer.from(secret.data!.cloud!, "base64").toString())][0]!;
+  return { accessKeyId, secretAccessKey };
+}
+
+/** A dry-run pod create in namespace shop (SnapshotPolicy "all"): the webhook's annotation, or why there is none. */
+async function admitDryRun(name: string): Promise<string> {
+  try {
+    const pod = await started()
+      .kubeConfig.makeApiClient(CoreV1Api)
+      .createNamespacedPod({
+        namespace: "shop",
+        dryRun: "All",
+        body: {
+          metadata: { name },
+          spec: {
+            volumes: [{ name: "data", emptyDir: {} }],
+            containers: [{ name: "main", image: started().images.busybox, imagePullPolicy: "Never", command: ["sleep", "3600"], volumeMounts: [{ name: "data", mountPath: "/data" }] }],
+          },
+        },
+      });
+    return pod.metadata?.annotations?.["appsnapshots.io/policy"] ?? "not annotated";
+  } catch (err) {
+    return `error: ${(err as Error).message.slice(0, 300)}`;
+  }
+}
+
+/** The apiserver's count of pod-webhook calls that failed and were let through (failurePolicy Ignore). */
+function failOpenCount(): number {
+  const text = run(toolPath("kubectl"), ["--kubeconfig", started().kubeconfigPath, "get", "--raw", "/metrics"]);
+  return counterSum(text, "apiserver_admission_webhook_fail_open_count", { name: "pods.appsnapshots.io" });
+}
+
+const leaseName = `${FULLNAME}-webhook-leader`;
+const leaseHolder = async () => (await started().kubeConfig.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: leaseName, namespace: NAMESPACE })).spec?.holderIdentity ?? "";
+
+describe.skipIf(withoutNode)("the chart, installed for real", () => {
+  beforeAll(async () => {
+    await sweepHost();
+    const archive = imageArchive();
+    node = await startRealNode({ log: (line) => console.log(`[real-node] ${line}`), imageArchives: [archive] });
+    Object.assign(timings, node.timings);
+    // The chart's README: kubelet does not chown hostPath volumes, the folder must be writable by 65532.
+    hostPath = mkdtempSync(path.join(os.tmpdir(), "app-snapshots-chart-store-"));
+    chownSync(hostPath, 65532, 65532);
+    // velero.namespace must exist before install (values.yaml): the credentials are copied there.
+    await node.kubeConfig.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: "velero" } } });
+    const since = Date.now();
+    try {
+      await installChart(node.kubeconfigPath, hostPath);
+    } catch (err) {
+      // Say why the release never got Ready: the kubelet's probe failures (e.g. "connection refused") are events.
+      const events = await node.kubeConfig.makeApiClient(CoreV1Api).listNamespacedEvent({ namespace: NAMESPACE });
+      const unhealthy = [...new Set(events.items.filter((e) => e.type === "Warning").map((e) => `${e.involvedObject.name}: ${e.reason}: ${e.message}`))];
+      throw new Error(`${(err as Error).message}\nwarnings in ${NAMESPACE}:\n${unhealthy.join("\n")}`, { cause: err });
+    }
+    timings["helm install --wait"] = (Date.now() - since) / 1000;
+    console.log(`[chart] timings (s): ${JSON.stringify(timings)}`);
+  }, 300_000);
+
+  afterAll(async () => {
+    await node?.stop();
+    if (hostPath) rmSync(hostPath, { recursive: true, force: true });
+  });
+
   it("brings both webhook replicas and the storage pod to Ready through their HTTP probes on the pod IP", async () => {
     const apps = started().kubeConfig.makeApiClient(AppsV1Api);
     const webhook = await apps.readNamespacedDeployment({ name: `${FULLNAME}-webhook`, namespace: NAMESPACE });
@@ -134,8 +178,7 @@ describe("the chart, installed for real", () => {
   it("serves S3 to a pod through the storage Service's DNS name: a presigned PUT, then a presigned GET", async () => {
     const kc = started().kubeConfig;
     const core = kc.makeApiClient(CoreV1Api);
-    const secret = await core.readNamespacedSecret({ name: `${FULLNAME}-storage-credentials`, namespace: NAMESPACE });
-    const [accessKeyId, secretAccessKey] = [...parseCredentials(Buffer.from(secret.data!.cloud!, "base64").toString())][0]!;
+    const { accessKeyId, secretAccessKey } = await storageCredentials();
     // Signed for the in-cluster endpoint, so the pod's requests carry the Host header they were signed for.
     const s3 = new S3Client({
       endpoint: `http://${FULLNAME}-storage.${NAMESPACE}.svc:9000`,
@@ -165,6 +208,119 @@ describe("the chart, installed for real", () => {
     }, 90_000);
     const logs = await core.readNamespacedPodLog({ name: "s3-client", namespace: "default" });
     expect({ phase, logs }).toEqual({ phase: "Succeeded", logs: "200 200 written from a pod\n" });
+  });
+
+  it("serves S3 to the host through kubectl port-forward to the storage Service: the AWS SDK writes, lists, reads and deletes", async () => {
+    const forward = spawn(toolPath("kubectl"), ["--kubeconfig", started().kubeconfigPath, "-n", NAMESPACE, "port-forward", `svc/${FULLNAME}-storage`, ":9000"], { stdio: ["ignore", "pipe", "pipe"] });
+    try {
+      let said = "";
+      const port = await new Promise<number>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`port-forward said nothing usable in 30 s: ${said}`)), 30_000);
+        const read = (chunk: Buffer) => {
+          said += chunk.toString();
+          const match = /Forwarding from 127\.0\.0\.1:(\d+) -> 9000/.exec(said);
+          if (match) {
+            clearTimeout(timer);
+            resolve(Number(match[1]));
+          }
+        };
+        forward.stdout.on("data", read);
+        forward.stderr.on("data", read);
+        forward.once("exit", (code) => reject(new Error(`port-forward exited with ${code}: ${said}`)));
+      });
+      const s3 = new S3Client({ endpoint: `http://127.0.0.1:${port}`, region: "us-east-1", forcePathStyle: true, credentials: await storageCredentials() });
+      try {
+        const body = Buffer.alloc(3 * 1024 * 1024, "port-forwarded ");
+        await s3.send(new PutObjectCommand({ Bucket: "velero", Key: "from-the-host/blob", Body: body }));
+        const listed = await s3.send(new ListObjectsV2Command({ Bucket: "velero", Prefix: "from-" }));
+        expect(listed.Contents?.map((o) => o.Key).sort()).toEqual(["from-a-pod/hello.txt", "from-the-host/blob"]);
+        const got = await s3.send(new GetObjectCommand({ Bucket: "velero", Key: "from-the-host/blob" }));
+        expect(Buffer.from(await got.Body!.transformToByteArray()).equals(body)).toBe(true);
+        await s3.send(new DeleteObjectCommand({ Bucket: "velero", Key: "from-the-host/blob" }));
+        await expect(s3.send(new HeadObjectCommand({ Bucket: "velero", Key: "from-the-host/blob" }))).rejects.toMatchObject({ name: "NotFound" });
+      } finally {
+        s3.destroy();
+      }
+    } finally {
+      forward.kill();
+    }
+  });
+
+  it("hands the leader Lease to another replica when the leader's pod is deleted, and admission goes on", async () => {
+    const core = started().kubeConfig.makeApiClient(CoreV1Api);
+    const holder = await leaseHolder();
+    const replicas = (await podsOf("webhook")).map((p) => p.metadata!.name!);
+    expect(replicas).toContain(holder);
+    const since = Date.now();
+    await core.deleteNamespacedPod({ name: holder, namespace: NAMESPACE });
+    const successor = await until("another replica to hold the Lease", async () => {
+      const now = await leaseHolder();
+      return now !== "" && now !== holder ? now : undefined;
+    }, 60_000, 200);
+    timings["leader handover after pod delete"] = (Date.now() - since) / 1000;
+    // The successor is a live replica (the survivor or the Deployment's replacement) and says it leads.
+    expect((await podsOf("webhook")).map((p) => p.metadata!.name)).toContain(successor);
+    await until("two Ready webhook replicas again", async () => {
+      const pods = (await podsOf("webhook")).filter((p) => p.metadata?.name !== holder && !p.metadata?.deletionTimestamp);
+      return pods.length === 2 && pods.every(ready) ? true : undefined;
+    }, 120_000);
+    const raw = `/api/v1/namespaces/${NAMESPACE}/pods/http:${successor}:8080/proxy/metrics`;
+    expect(counterSum(run(toolPath("kubectl"), ["--kubeconfig", started().kubeconfigPath, "get", "--raw", raw]), "app_snapshots_webhook_certificate_leader", {})).toBe(1);
+    expect(await admitDryRun("after-handover")).toBe("shop/all");
+  });
+
+  it("helm upgrade lowering the certificate lifetimes forces a rotation (new CA, serving certificates from it) with no failed admission under a stream of pod creates", async () => {
+    const core = started().kubeConfig.makeApiClient(CoreV1Api);
+    const tlsSecret = async () => (await core.readNamespacedSecret({ name: `${FULLNAME}-webhook-tls`, namespace: NAMESPACE })).data!;
+    const decoded = (data: Record<string, string>, key: string) => Buffer.from(data[key]!, "base64").toString();
+    const credentialsBefore = await storageCredentials();
+    const signerBefore = parseCertificate(decoded(await tlsSecret(), "signer.crt")).fingerprint;
+    const failOpenBefore = failOpenCount();
+    const failures: string[] = [];
+    let admitted = 0;
+    let streaming = true;
+    const stream = (async () => {
+      for (let i = 0; streaming; i++) {
+        const answer = await admitDryRun(`stream-${i}`);
+        admitted++;
+        if (answer !== "shop/all") failures.push(`stream-${i}: ${answer}`);
+      }
+    })();
+    const leaves = new Set<string>();
+    const signers = new Set<string>();
+    const since = Date.now();
+    try {
+      await helmOnNode(started().kubeconfigPath, ["upgrade", RELEASE, chartDir, "--namespace", NAMESPACE, "--reuse-values", "--set", "certs.caLifetime=60s", "--set", "certs.certLifetime=15s", "--wait", "--timeout", "180s"]);
+      timings["helm upgrade --wait"] = (Date.now() - since) / 1000;
+      // A new CA with the lowered lifetime signs what is served, and serving certificates keep being renewed from it.
+      await until("a new 60 s CA and three serving certificates from it", async () => {
+        const data = await tlsSecret();
+        const signer = parseCertificate(decoded(data, "signer.crt"));
+        const leaf = parseCertificate(decoded(data, "tls.crt"));
+        signers.add(signer.fingerprint);
+        if (signer.fingerprint !== signerBefore && leaf.x509.checkIssued(signer.x509)) leaves.add(leaf.fingerprint);
+        return leaves.size >= 3 ? true : undefined;
+      }, 150_000, 500);
+    } finally {
+      streaming = false;
+      await stream;
+    }
+    const data = await tlsSecret();
+    const signer = parseCertificate(decoded(data, "signer.crt"));
+    console.log(`[chart] rotation under load: ${admitted} pod creates, ${signers.size} CAs, ${leaves.size} serving certificates from the new one, ${failures.length} failures`);
+    expect(failures, failures.slice(0, 5).join("\n")).toEqual([]);
+    expect(admitted).toBeGreaterThan(50);
+    expect(failOpenCount()).toBe(failOpenBefore);
+    expect(signer.fingerprint).not.toBe(signerBefore);
+    expect(signer.notAfter - signer.notBefore).toBe(60_000 + 60_000);
+    expect(parseBundle(decoded(data, "ca.crt"))[0]!.fingerprint).toBe(signer.fingerprint);
+    // The webhook configurations trust what is served.
+    const mutating = JSON.parse(run(toolPath("kubectl"), ["--kubeconfig", started().kubeconfigPath, "get", "mutatingwebhookconfiguration", `${FULLNAME}-pods`, "-o", "json"])) as { webhooks: Array<{ clientConfig: { caBundle: string } }> };
+    expect(mutating.webhooks.every((w) => Buffer.from(w.clientConfig.caBundle, "base64").toString() === decoded(data, "ca.crt"))).toBe(true);
+    // What an upgrade keeps (chart README): the generated S3 credentials, and the objects on the volume.
+    expect(await storageCredentials()).toEqual(credentialsBefore);
+    const webhookPods = await podsOf("webhook");
+    expect(webhookPods.filter((p) => !p.metadata?.deletionTimestamp).every((p) => ready(p) && p.status?.containerStatuses?.[0]?.restartCount === 0)).toBe(true);
   });
 
   it("helm uninstall leaves only the CRDs and what the webhook made at runtime: the webhook-tls Secret and the leader Lease", async () => {

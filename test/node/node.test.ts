@@ -10,26 +10,27 @@ import { BRIDGE_IP, KUBERNETES_SERVICE_IP, RUN_DIR } from "../cluster/node/layou
 import { kubectlImage } from "../cluster/node/images.js";
 import { startRealNode, sweepHost, type RealNode } from "../cluster/node/realNode.js";
 import { runPod } from "./pods.js";
+import { withoutNode } from "./gate.js";
 
 let node: RealNode | undefined;
 let before: HostSnapshot;
-
-beforeAll(async () => {
-  await sweepHost();
-  before = readable(hostSnapshot());
-  node = await startRealNode({ log: (line) => console.log(`[real-node] ${line}`) });
-});
-
-afterAll(async () => {
-  await node?.stop();
-});
 
 const started = () => {
   if (!node) throw new Error("the real node did not start");
   return node;
 };
 
-describe("a real single-node cluster", () => {
+describe.skipIf(withoutNode)("a real single-node cluster", () => {
+  beforeAll(async () => {
+    await sweepHost();
+    before = readable(hostSnapshot());
+    node = await startRealNode({ log: (line) => console.log(`[real-node] ${line}`) });
+  });
+
+  afterAll(async () => {
+    await node?.stop();
+  });
+
   it("has node localhost Ready and the default ServiceAccount", async () => {
     const core = started().kubeConfig.makeApiClient(CoreV1Api);
     const n = await core.readNode({ name: "localhost" });

@@ -1,6 +1,6 @@
 // Carries out a journal replay (hostChanges.ts decides the order): teardown's second half, and the first thing
 // a start does when a killed run left a journal. Every step is idempotent, so a replay that is itself killed
-// is simply replayed again. Returns one line per change it undid (what `make cluster-node` prints).
+// is simply replayed again. Returns one line per change it undid (what `make cluster` prints).
 import { existsSync, readdirSync, rmSync, rmdirSync } from "node:fs";
 import path from "node:path";
 import { GUARD_CHAINS, guardRemovalScript } from "./guard.js";

@@ -317,7 +317,7 @@ describe("defaults (with a hostPath volume)", () => {
     const svc = `${name()}-webhook`;
     expect(argsOf(deployment)).toEqual([
       "webhook",
-      "--host=0.0.0.0",
+      "--host=",
       "--port=8443",
       "--health-port=8080",
       `--tls-secret=${name()}-webhook-tls`,
@@ -565,7 +565,7 @@ describe("certificate modes", () => {
     const deployment = getObject<V1Deployment>(objects, "Deployment", svc, s.namespace);
     expect(argsOf(deployment)).toEqual([
       "webhook",
-      "--host=0.0.0.0",
+      "--host=",
       "--port=8443",
       "--health-port=8080",
       "--tls-cert=/etc/app-snapshots/tls/tls.crt",

@@ -89,6 +89,8 @@ const renewedAt19 = once(() => advance(created(), "issue-leaf", s(19)));
 const rotatedAt20 = once(() => advance(renewedAt19(), "rotate-ca", s(20)));
 /** The configurations hold the bundle with the new CA from +20.5 s. */
 const PUBLISHED = s(20.5);
+/** A fresh Secret made at `now` with `settings`. */
+const secretMadeAt = (now: number, settings: RotationSettings) => applyRotation({ kind: "create", reason: "test" }, undefined, now, settings);
 const newLeafAt22 = once(() => advance(rotatedAt20(), "issue-leaf", s(22), PUBLISHED));
 const renewedAt28 = once(() => advance(newLeafAt22(), "issue-leaf", s(28), PUBLISHED));
 
@@ -270,6 +272,44 @@ describe("planRotation: CA rotation", () => {
     const secret = advance(newLeafAt22(), "rotate-ca", s(40));
     const { signer, bundle } = parts(secret);
     expect(bundle.map((c) => c.fingerprint)).toEqual([signer.fingerprint, parts(newLeafAt22()).signer.fingerprint]);
+  });
+});
+
+describe("planRotation: lifetimes lowered after issue (helm upgrade --set certs.caLifetime=...)", () => {
+  const shorter = { ...SETTINGS, caLifetimeMs: 15_000, certLifetimeMs: 4_000 };
+
+  it("rotates a CA issued for longer than the configured lifetime at once, by the publish-first path", () => {
+    const step = plan(created(), s(1), undefined, shorter);
+    expect(step).toEqual({ kind: "rotate-ca", reason: "the CA is valid for longer than the configured 15s" });
+    const rotated = apply(step, created(), s(1), shorter);
+    const { leaf, signer, bundle } = parts(rotated);
+    expect(signer.notAfter - (signer.notBefore + 60_000)).toBe(15_000);
+    // The old CA stays trusted and still signs what is served until the new bundle is published.
+    expect(bundle.map((c) => c.fingerprint)).toEqual([signer.fingerprint, parts(created()).signer.fingerprint]);
+    expect(issuedBy(leaf, signer)).toBe(false);
+    expect(plan(rotated, s(2), undefined, shorter).kind).toBe("wait");
+    const renewed = advance(rotated, "issue-leaf", s(3), s(2), shorter);
+    expect(issuedBy(parts(renewed).leaf, parts(renewed).signer)).toBe(true);
+    // Done: the new certificates have the configured lifetimes, so the lowered setting asks for nothing more.
+    expect(plan(renewed, s(3), s(2), shorter).kind).toBe("wait");
+  });
+
+  it("re-issues a serving certificate issued for longer than the configured lifetime, from the same CA", () => {
+    const step = plan(created(), s(1), undefined, { ...SETTINGS, certLifetimeMs: 4_000 });
+    expect(step).toEqual({ kind: "issue-leaf", reason: "the serving certificate is valid for longer than the configured 4s" });
+  });
+
+  it("leaves certificates alone when a lifetime is raised, or kept, whatever the sub-second instant they were made at", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 999 }), fc.integer({ min: 2, max: 3_000 }), (ms, lifetimeS) => {
+        const settings = { ...SETTINGS, caLifetimeMs: lifetimeS * 3_000, certLifetimeMs: lifetimeS * 1_000 };
+        for (const lifetime of [settings, { ...settings, caLifetimeMs: settings.caLifetimeMs * 2, certLifetimeMs: settings.certLifetimeMs * 2 }]) {
+          const step = plan(secretMadeAt(s(0) + ms, settings), s(0) + ms + 1, undefined, lifetime);
+          expect(step.kind).toBe("wait");
+        }
+      }),
+      { numRuns: 10 },
+    );
   });
 });
 

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { bucketNameProblem, keyProblem, MAX_KEY_BYTES } from "../../../src/storage/keys.js";
-import { parseListenAddress } from "../../../src/storage/listenAddress.js";
+import { parseListenAddress } from "../../../src/server/listenAddress.js";
 import { decideRange } from "../../../src/storage/range.js";
 
 describe("object keys", () => {

@@ -1,4 +1,4 @@
-import { listen, type ListenOptions, type RunningServer } from "../server/http.js";
+import { listen, type ListenOptions, type RunningServer } from "./http.js";
 
 /** A listen address from `[host]:port`; no host means every interface. */
 export interface ListenAddress {

@@ -5,7 +5,7 @@ import { serveHealth } from "../../../src/server/health.js";
 import { Lifecycle } from "../../../src/server/lifecycle.js";
 import { createLogger } from "../../../src/server/logger.js";
 import { createMetricsRegistry } from "../../../src/server/metrics.js";
-import { bindHosts, listenAt, parseListenAddress } from "../../../src/storage/listenAddress.js";
+import { bindHosts, listenAt, parseListenAddress } from "../../../src/server/listenAddress.js";
 
 const log = createLogger({ level: "silent", pretty: false });
 const WILDCARDS = ["::", "0.0.0.0"];
