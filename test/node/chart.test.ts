@@ -287,17 +287,16 @@ describe.skipIf(withoutNode)("the chart, installed for real", () => {
       }
     })();
     const leaves = new Set<string>();
-    const signers = new Set<string>();
     const since = Date.now();
     try {
-      await helmOnNode(started().kubeconfigPath, ["upgrade", RELEASE, chartDir, "--namespace", NAMESPACE, "--reuse-values", "--set", "certs.caLifetime=60s", "--set", "certs.certLifetime=15s", "--wait", "--timeout", "180s"]);
+      await helmOnNode(started().kubeconfigPath, ["upgrade", RELEASE, chartDir, "--namespace", NAMESPACE, "--reuse-values", "--set", "certs.caLifetime=180s", "--set", "certs.certLifetime=30s", "--wait", "--timeout", "180s"]);
       timings["helm upgrade --wait"] = (Date.now() - since) / 1000;
       // A new CA with the lowered lifetime signs what is served, and serving certificates keep being renewed from it.
-      await until("a new 60 s CA and three serving certificates from it", async () => {
+      // The shortest the webhook accepts with its 10 s publish delay (three delays within each lifetime's third).
+      await until("a new 180 s CA and three serving certificates from it", async () => {
         const data = await tlsSecret();
         const signer = parseCertificate(decoded(data, "signer.crt"));
         const leaf = parseCertificate(decoded(data, "tls.crt"));
-        signers.add(signer.fingerprint);
         if (signer.fingerprint !== signerBefore && leaf.x509.checkIssued(signer.x509)) leaves.add(leaf.fingerprint);
         return leaves.size >= 3 ? true : undefined;
       }, 150_000, 500);
@@ -307,12 +306,12 @@ describe.skipIf(withoutNode)("the chart, installed for real", () => {
     }
     const data = await tlsSecret();
     const signer = parseCertificate(decoded(data, "signer.crt"));
-    console.log(`[chart] rotation under load: ${admitted} pod creates, ${signers.size} CAs, ${leaves.size} serving certificates from the new one, ${failures.length} failures`);
+    console.log(`[chart] rotation under load: ${admitted} pod creates, ${leaves.size} serving certificates from the new CA, ${failures.length} failures`);
     expect(failures, failures.slice(0, 5).join("\n")).toEqual([]);
     expect(admitted).toBeGreaterThan(50);
     expect(failOpenCount()).toBe(failOpenBefore);
     expect(signer.fingerprint).not.toBe(signerBefore);
-    expect(signer.notAfter - signer.notBefore).toBe(60_000 + 60_000);
+    expect(signer.notAfter - signer.notBefore).toBe(180_000 + 60_000);
     expect(parseBundle(decoded(data, "ca.crt"))[0]!.fingerprint).toBe(signer.fingerprint);
     // The webhook configurations trust what is served.
     const mutating = JSON.parse(run(toolPath("kubectl"), ["--kubeconfig", started().kubeconfigPath, "get", "mutatingwebhookconfiguration", `${FULLNAME}-pods`, "-o", "json"])) as { webhooks: Array<{ clientConfig: { caBundle: string } }> };
@@ -321,7 +320,7 @@ describe.skipIf(withoutNode)("the chart, installed for real", () => {
     expect(await storageCredentials()).toEqual(credentialsBefore);
     const webhookPods = await podsOf("webhook");
     expect(webhookPods.filter((p) => !p.metadata?.deletionTimestamp).every((p) => ready(p) && p.status?.containerStatuses?.[0]?.restartCount === 0)).toBe(true);
-  });
+  }, 300_000);
 
   it("helm uninstall leaves only the CRDs and what the webhook made at runtime: the webhook-tls Secret and the leader Lease", async () => {
     const kc = started().kubeConfig;

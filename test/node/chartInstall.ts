@@ -51,6 +51,6 @@ export function installChart(kubeconfig: string, hostPath: string): Promise<Helm
 export function counterSum(exposition: string, name: string, labels: Record<string, string>): number {
   return exposition
     .split("\n")
-    .filter((line) => line.startsWith(`${name}{`) && Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`)))
+    .filter((line) => (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) && Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`)))
     .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(" ") + 1)), 0);
 }
