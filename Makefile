@@ -34,6 +34,8 @@ KOPIA_BIN  := $(BIN)/kopia-$(KOPIA)
 VELERO_TOOLS := test/velero/tools
 VELERO_BIN := $(BIN)/velero-$(VELERO)
 AWS_PLUGIN := $(CACHE)/velero-plugins-$(VELERO_AWS_PLUGIN)/velero-plugin-for-aws
+# What Velero's and the plugin's images hold, for pods on the real node (test/cluster/node/veleroImages.ts).
+VELERO_IMAGE_FILES := $(CACHE)/velero-image-$(VELERO)/velero-helper $(CACHE)/velero-plugin-image-$(VELERO_AWS_PLUGIN)/cp-plugin
 # Ours (test/cluster/tools/fakenode): named by its source's hash, as test/cluster/binaries.ts finds it.
 FAKE_NODE  := $(BIN)/fake-node-$(KUBERNETES)-$(shell LC_ALL=C cat $(TOOLS_DIR)/fakenode/*.go | sha256sum | cut -c1-12)
 S3_CLIENTS := $(CACHE)/s3clients
@@ -114,14 +116,14 @@ $(S3_CLIENTS)/.stamp: $(TOOLS_DIR)/versions.env $(S3_TOOLS)/fetch-clients test/b
 s3-clients: $(KOPIA_BIN) $(S3_CLIENTS)/.stamp ## build kopia and fetch restic, rclone, s3cmd, awscli (cached)
 
 # --- the real Velero (end-to-end tests) --------------------------------------------------------
-$(VELERO_BIN) $(AWS_PLUGIN): $(VELERO_TOOLS)/go.mod $(VELERO_TOOLS)/go.sum $(VELERO_TOOLS)/velero/main.go $(TOOLS_DIR)/versions.env
-	@$(VELERO_TOOLS)/build $(CACHE) >/dev/null && touch $(VELERO_BIN) $(AWS_PLUGIN)
+$(VELERO_BIN) $(AWS_PLUGIN) $(VELERO_IMAGE_FILES): $(VELERO_TOOLS)/go.mod $(VELERO_TOOLS)/go.sum $(VELERO_TOOLS)/velero/main.go $(VELERO_TOOLS)/build $(TOOLS_DIR)/versions.env
+	@$(VELERO_TOOLS)/build $(CACHE) >/dev/null && touch $(VELERO_BIN) $(AWS_PLUGIN) $(VELERO_IMAGE_FILES)
 
 $(FAKE_NODE): $(TOOLS_DIR)/go.mod $(TOOLS_DIR)/go.sum $(wildcard $(TOOLS_DIR)/fakenode/*.go)
 	@$(TOOLS_DIR)/build fake-node $(BIN) >/dev/null
 
 .PHONY: velero
-velero: $(VELERO_BIN) $(AWS_PLUGIN) $(FAKE_NODE) ## build Velero, velero-plugin-for-aws (Go module proxy) and the e2e fake node (cached)
+velero: $(VELERO_BIN) $(AWS_PLUGIN) $(VELERO_IMAGE_FILES) $(FAKE_NODE) ## build Velero, velero-plugin-for-aws and their images' commands (Go module proxy) and the e2e fake node (cached)
 
 # --- the real node (test/cluster/node, docs/real-node.md): kubelet, containerd, kube-proxy beside our apiserver --
 NODE_TOOLS := $(foreach t,kubelet kube-controller-manager kube-scheduler kube-proxy,$(BIN)/$(t)-$(KUBERNETES))

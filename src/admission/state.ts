@@ -1,6 +1,6 @@
 import { parsePolicy, type ClusterSnapshotPolicy, type SnapshotPolicy } from "../policy/types.js";
 import { backupSchema, backupStorageLocationSchema, namespaceOf, readVeleroObject, refOf, scheduleSchema, type Backup, type BackupStorageLocation, type Schedule } from "../velero/objects.js";
-import { argvOf, defaultVolumesToFsBackupFlag, veleroContainerOf } from "../velero/serverDeployment.js";
+import { argvOf, defaultBackupLocationFlag, defaultVolumesToFsBackupFlag, veleroContainerOf } from "../velero/serverDeployment.js";
 import { DEFAULT_VELERO_USERNAMES } from "../velero/serviceAccounts.js";
 import { imageTag } from "../velero/version.js";
 
@@ -20,6 +20,14 @@ export interface VeleroState {
   readonly versions: ReadonlyMap<string, string>;
   /** The Velero server's --default-volumes-to-fs-backup per namespace, where its Deployment gives it. */
   readonly defaultVolumesToFsBackup: ReadonlyMap<string, boolean>;
+  /** The Velero server's --default-backup-storage-location per namespace, where its Deployment gives it ("default" else). */
+  readonly defaultBackupLocation: ReadonlyMap<string, string>;
+  /**
+   * Whether `locations` and `backups` hold every such object. Not while the webhook has not listed them: Velero's
+   * CRDs installed after the webhook started (a rule must then not deny for something it cannot see).
+   */
+  readonly locationsKnown: boolean;
+  readonly backupsKnown: boolean;
   readonly nodeCount: number | undefined;
   /** Usernames of Velero's own ServiceAccounts (system:serviceaccount:<ns>:<name>): their requests always pass. */
   readonly serviceAccounts: readonly string[];
@@ -52,6 +60,8 @@ export interface StateInput {
   secretsKnown?: boolean;
   /** Velero's ServiceAccount usernames (default: those `velero install` and Velero's Helm chart create in namespace velero). */
   veleroServiceAccounts?: readonly string[];
+  /** Kinds whose objects were not (yet) listed: their absence from `objects` proves nothing. */
+  unlisted?: readonly ("BackupStorageLocation" | "Backup")[];
 }
 
 const byName = (a: { metadata: { name: string } }, b: { metadata: { name: string } }) =>
@@ -69,6 +79,7 @@ export function buildClusterState(input: StateInput): ClusterState {
   const secrets = new Map<string, string[]>();
   const versions = new Map<string, string>();
   const fsBackupDefaults = new Map<string, boolean>();
+  const locationDefaults = new Map<string, string>();
   let sawSecrets = input.secretsKnown ?? false;
   let nodeCount: number | undefined;
   let sawSnapshotLocations = input.snapshotLocationsKnown ?? false;
@@ -112,6 +123,8 @@ export function buildClusterState(input: StateInput): ClusterState {
       if (tag) versions.set(namespaceOf(deployment), tag);
       const fsBackup = defaultVolumesToFsBackupFlag(argvOf(container));
       if (fsBackup !== undefined) fsBackupDefaults.set(namespaceOf(deployment), fsBackup);
+      const defaultLocation = defaultBackupLocationFlag(argvOf(container));
+      if (defaultLocation !== undefined) locationDefaults.set(namespaceOf(deployment), defaultLocation);
     } else if (kind === "Node") {
       nodeCount = (nodeCount ?? 0) + 1;
     }
@@ -126,6 +139,9 @@ export function buildClusterState(input: StateInput): ClusterState {
     secrets: sawSecrets ? secrets : undefined,
     versions,
     defaultVolumesToFsBackup: fsBackupDefaults,
+    defaultBackupLocation: locationDefaults,
+    locationsKnown: !(input.unlisted ?? []).includes("BackupStorageLocation"),
+    backupsKnown: !(input.unlisted ?? []).includes("Backup"),
     nodeCount,
     serviceAccounts: input.veleroServiceAccounts ?? DEFAULT_VELERO_USERNAMES,
   };

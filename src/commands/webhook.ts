@@ -172,7 +172,10 @@ export function registerWebhook(program: Command): void {
         current = () => state.current();
         const lookups = new VeleroLookups(kc, { checkSecretKeys: options.checkVeleroSecretKeys === true });
         // Only Velero requests read serviceAccounts, and each of them passes through here.
-        prepareVelero = (review, snapshot) => lookups.prepare(review, withVeleroAccounts(snapshot));
+        prepareVelero = (review, snapshot) => {
+          state.listUnlistedNow();
+          return lookups.prepare(review, withVeleroAccounts(snapshot));
+        };
         if (options.podEvents !== false) {
           // Pod warnings reach a controller, not a person: also record them on the workload.
           const [{ EventRecorder, kubeEventSink }, { podWarningOccurrences, REPORTING_CONTROLLER }] = await Promise.all([import("../kube/eventRecorder.js"), import("../admission/warningEvents.js")]);

@@ -22,6 +22,10 @@ export class InformedState {
   private readonly informers: Array<ReturnType<typeof makeInformer<KubernetesObject>>> = [];
   private readonly synced = new Set<string>();
   private readonly failed = new Set<string>();
+  /** Sources whose objects were listed (an optional source whose resource is not served is synced, not listed). */
+  private readonly listed = new Set<string>();
+  /** Restarts waiting after a failure, by source, so a request can bring them forward. */
+  private readonly retries = new Map<string, { timer: NodeJS.Timeout; restart: () => void }>();
   private rebuildQueued = false;
   private stopped = false;
   private readonly sources: Source[];
@@ -65,8 +69,13 @@ export class InformedState {
           this.synced.add(source.name); // not installed: nothing to know yet
           this.queueRebuild();
         }
+        if (missing) this.listed.delete(source.name);
         this.log.warn({ source: source.name, err: String(err) }, missing ? "resource not served; retrying in 30s" : "list or watch failed; retrying in 3s");
-        setTimeout(() => void this.startOne(informer, source), missing ? 30_000 : 3_000).unref();
+        const restart = () => {
+          this.retries.delete(source.name);
+          void this.startOne(informer, source);
+        };
+        this.retries.set(source.name, { timer: setTimeout(restart, missing ? 30_000 : 3_000).unref(), restart });
       });
       this.informers.push(informer);
     }
@@ -83,6 +92,7 @@ export class InformedState {
     await informer.start();
     if (!this.failed.has(source.name)) {
       this.synced.add(source.name);
+      this.listed.add(source.name);
       this.queueRebuild();
     }
   }
@@ -95,8 +105,23 @@ export class InformedState {
     return this.snapshot;
   }
 
+  /**
+   * A Velero object is being admitted, so Velero's CRDs are served now: sources waiting out their 30 s retry
+   * because the resource was missing start at once (until they have listed, the rules only warn).
+   */
+  listUnlistedNow(): void {
+    for (const source of this.sources) {
+      if (!source.optional || this.listed.has(source.name)) continue;
+      const retry = this.retries.get(source.name);
+      if (!retry) continue;
+      clearTimeout(retry.timer);
+      retry.restart();
+    }
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
+    for (const retry of this.retries.values()) clearTimeout(retry.timer);
     await Promise.all(this.informers.map((i) => i.stop()));
   }
 
@@ -106,7 +131,8 @@ export class InformedState {
     setImmediate(() => {
       this.rebuildQueued = false;
       const objects = this.informers.flatMap((informer, i) => informer.list().map((o) => ({ ...o, kind: this.sources[i]!.kind, apiVersion: o.apiVersion ?? POLICY_API_VERSION })));
-      this.snapshot = buildClusterState({ objects, webhookNamespace: this.webhookNamespace, snapshotLocationsKnown: this.synced.has("volumesnapshotlocations") });
+      const unlisted = this.sources.filter((s) => (s.kind === "BackupStorageLocation" || s.kind === "Backup") && !this.listed.has(s.name)).map((s) => s.kind as "BackupStorageLocation" | "Backup");
+      this.snapshot = buildClusterState({ objects, webhookNamespace: this.webhookNamespace, snapshotLocationsKnown: this.listed.has("volumesnapshotlocations"), unlisted });
       for (const problem of this.snapshot.problems) this.log.warn({ problem }, "object ignored");
       this.onRebuild(this.snapshot);
     });

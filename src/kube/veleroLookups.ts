@@ -1,7 +1,7 @@
 import { AppsV1Api, CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
 import type { AdmissionReview } from "../admission/review.js";
 import type { ClusterState } from "../admission/state.js";
-import { argvOf, defaultVolumesToFsBackupFlag, veleroContainerOf } from "../velero/serverDeployment.js";
+import { argvOf, defaultBackupLocationFlag, defaultVolumesToFsBackupFlag, veleroContainerOf } from "../velero/serverDeployment.js";
 import { imageTag } from "../velero/version.js";
 import type { BackupStorageLocation } from "../velero/objects.js";
 
@@ -16,6 +16,7 @@ export interface VeleroLookupsOptions {
 interface VeleroServer {
   tag: string | undefined;
   defaultVolumesToFsBackup: boolean | undefined;
+  defaultBackupLocation: string | undefined;
 }
 
 /** The Secrets a location names: its credential and its CA certificate. */
@@ -66,6 +67,7 @@ export class VeleroLookups {
     }
     if (server.tag) velero.versions = new Map(state.velero.versions).set(namespace, server.tag);
     if (server.defaultVolumesToFsBackup !== undefined) velero.defaultVolumesToFsBackup = new Map(state.velero.defaultVolumesToFsBackup).set(namespace, server.defaultVolumesToFsBackup);
+    if (server.defaultBackupLocation !== undefined) velero.defaultBackupLocation = new Map(state.velero.defaultBackupLocation).set(namespace, server.defaultBackupLocation);
     return { ...state, velero };
   }
 
@@ -82,11 +84,11 @@ export class VeleroLookups {
   private async veleroServer(namespace: string): Promise<VeleroServer> {
     const cached = this.servers.get(namespace);
     if (cached && Date.now() - cached.at < TTL_MS) return cached.server;
-    let server: VeleroServer = { tag: undefined, defaultVolumesToFsBackup: undefined };
+    let server: VeleroServer = { tag: undefined, defaultVolumesToFsBackup: undefined, defaultBackupLocation: undefined };
     try {
       const deployment = await this.apps.readNamespacedDeployment({ namespace, name: "velero" });
       const container = veleroContainerOf({ metadata: { name: "velero" }, spec: deployment.spec });
-      server = { tag: imageTag(container?.image ?? ""), defaultVolumesToFsBackup: defaultVolumesToFsBackupFlag(argvOf(container)) };
+      server = { tag: imageTag(container?.image ?? ""), defaultVolumesToFsBackup: defaultVolumesToFsBackupFlag(argvOf(container)), defaultBackupLocation: defaultBackupLocationFlag(argvOf(container)) };
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }

@@ -4,6 +4,12 @@ import { parseGoDuration } from "./duration.js";
 import { deny, warn, type Finding } from "./findings.js";
 import { namespaceOf, type Backup, type BackupSpec, type ExecHook, type Restore, type Schedule } from "./objects.js";
 import { backupFilterFindings, restoreFilterFindings } from "./resourceFilters.js";
+import { SERVER_DEFAULT_LOCATION } from "./serverDeployment.js";
+
+// The webhook lists Velero's objects from informers; until Velero's CRDs are served and listed (Velero installed
+// after app-snapshots), it cannot know what exists and must not deny for it.
+const UNLISTED_LOCATIONS = "not checked: the webhook has not listed BackupStorageLocations yet (Velero's CRDs appeared after it started; it lists them within seconds)";
+const UNLISTED_BACKUPS = "not checked: the webhook has not listed Backups yet (Velero's CRDs appeared after it started; it lists them within seconds)";
 
 /** The label Velero puts on every Backup a Schedule creates (velero.io/schedule-name, pkg/apis/velero/v1/labels_annotations.go). */
 export const SCHEDULE_NAME_LABEL = "velero.io/schedule-name";
@@ -36,7 +42,9 @@ function backupSpecFindings(kind: "Backup" | "Schedule", base: string, spec: Bac
   const location = (field: string, backup: string, schedule: string) => findings.push(kind === "Backup" ? deny(field, backup) : warn(field, schedule));
   const locations = state.locations.filter((l) => namespaceOf(l) === namespace);
   const field = `${base}.storageLocation`;
-  if (spec.storageLocation) {
+  if (!state.locationsKnown) {
+    findings.push(warn(field, UNLISTED_LOCATIONS));
+  } else if (spec.storageLocation) {
     const named = locations.find((l) => l.metadata?.name === spec.storageLocation);
     const ref = `BackupStorageLocation ${namespace}/${spec.storageLocation}`;
     if (!named) location(field, `${ref} does not exist`, `${ref} does not exist yet; the Schedule's backups fail until it does`);
@@ -45,7 +53,13 @@ function backupSpecFindings(kind: "Backup" | "Schedule", base: string, spec: Bac
     }
   } else {
     const defaults = locations.filter((l) => l.spec?.default === true);
-    if (defaults.length === 0) {
+    // With no location marked default, Velero takes the one its server names (--default-backup-storage-location,
+    // "default" unless set): backup_controller.go prepareBackupRequest.
+    const serverDefault = state.defaultBackupLocation.get(namespace) ?? SERVER_DEFAULT_LOCATION;
+    const byServer = serverDefault === "" ? undefined : locations.find((l) => l.metadata?.name === serverDefault);
+    if (defaults.length === 0 && byServer) {
+      if (byServer.spec?.accessMode === "ReadOnly") location(field, `is not set and ${serverDefault}, the Velero server's default location, is ReadOnly`, `is not set and ${serverDefault}, the Velero server's default location, is ReadOnly; the Schedule's backups fail while it is`);
+    } else if (defaults.length === 0) {
       location(
         field,
         `is not set and ${namespace} has no default BackupStorageLocation; set storageLocation or mark a location default: true`,
@@ -111,7 +125,8 @@ export function validateRestore(restore: Restore, state: VeleroState): Finding[]
   if (!spec.backupName && !spec.scheduleName) findings.push(deny("spec.backupName", "or spec.scheduleName is required"));
   if (spec.backupName) {
     const backup = state.backups.find((b) => namespaceOf(b) === namespace && b.metadata?.name === spec.backupName);
-    if (!backup) findings.push(deny("spec.backupName", `Backup ${namespace}/${spec.backupName} does not exist (is the location synced? velero backup get)`));
+    if (!backup && !state.backupsKnown) findings.push(warn("spec.backupName", UNLISTED_BACKUPS));
+    else if (!backup) findings.push(deny("spec.backupName", `Backup ${namespace}/${spec.backupName} does not exist (is the location synced? velero backup get)`));
     else if (backup.status?.phase !== "Completed" && backup.status?.phase !== "PartiallyFailed") {
       findings.push(warn("spec.backupName", `Backup ${spec.backupName} is ${backup.status?.phase ?? "not yet processed"}, not Completed or PartiallyFailed; the restore may fail or be incomplete`));
     }
@@ -119,7 +134,8 @@ export function validateRestore(restore: Restore, state: VeleroState): Finding[]
     // Velero never reads the Schedule: it restores the newest Completed Backup labelled with its name,
     // and fails the Restore at once when there is none (restore_controller.go, validateAndComplete).
     const fromSchedule = state.backups.filter((b) => namespaceOf(b) === namespace && b.metadata?.labels?.[SCHEDULE_NAME_LABEL] === spec.scheduleName);
-    if (!fromSchedule.some((b) => b.status?.phase === "Completed")) {
+    if (!state.backupsKnown) findings.push(warn("spec.scheduleName", UNLISTED_BACKUPS));
+    else if (!fromSchedule.some((b) => b.status?.phase === "Completed")) {
       findings.push(
         deny(
           "spec.scheduleName",

@@ -18,6 +18,23 @@ export function argvOf(container: Container | undefined): string[] {
   return [...strings(container?.command), ...strings(container?.args)];
 }
 
+/** Velero's default for --default-backup-storage-location (pkg/cmd/server/config/config.go). */
+export const SERVER_DEFAULT_LOCATION = "default";
+
+/**
+ * The Velero server's --default-backup-storage-location (a pflag string: --flag=value or --flag value; the last
+ * wins), or undefined when not given. A Backup without storageLocation goes to this location when no location is
+ * marked default (backup_controller.go prepareBackupRequest), and the server marks it default at start.
+ */
+export function defaultBackupLocationFlag(argv: readonly string[]): string | undefined {
+  let result: string | undefined;
+  for (const [i, arg] of argv.entries()) {
+    const match = /^--?default-backup-storage-location(?:=(.*))?$/.exec(arg);
+    if (match) result = match[1] ?? argv[i + 1] ?? result;
+  }
+  return result;
+}
+
 /**
  * The Velero server's --default-volumes-to-fs-backup from its container's command and args, or
  * undefined when not given (Velero's default is false). Velero's flags are pflag booleans: the bare

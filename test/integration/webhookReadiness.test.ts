@@ -2,8 +2,10 @@ import http from "node:http";
 import tls from "node:tls";
 import { afterAll, describe, expect, it } from "vitest";
 import { startControlPlane, type ControlPlane } from "../cluster/controlPlane.js";
-import { installAppSnapshotsCrds } from "../cluster/crds.js";
-import { webhookProcess, type WebhookProcess } from "../cluster/webhook.js";
+import { CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node";
+import { installAppSnapshotsCrds, installVeleroCrds } from "../cluster/crds.js";
+import { until } from "../cluster/wait.js";
+import { applyVeleroValidatingWebhook, webhookProcess, type WebhookProcess } from "../cluster/webhook.js";
 
 let plane: ControlPlane | undefined;
 let webhook: WebhookProcess | undefined;
@@ -33,6 +35,35 @@ describe("webhook readiness on a cluster without Velero", () => {
     expect(await get(`${webhook.healthUrl}/readyz`)).toEqual({ status: 200, body: "ok\n" });
     expect((await get(`${webhook.healthUrl}/metrics`)).body).toMatch(/app_snapshots_policies_loaded\{kind="SnapshotPolicy"\} 0/);
   }, 90_000);
+
+  it("does not deny Velero objects for what it has not listed yet when Velero is installed after it (Helm or velero install after our chart)", async () => {
+    if (!plane || !webhook) throw new Error("the control plane of the first test did not start");
+    await applyVeleroValidatingWebhook(plane.kubeConfig, { name: "app-snapshots-velero-late", url: `${webhook.url}/validate/velero`, caPem: webhook.caPem, failurePolicy: "Fail" });
+    await installVeleroCrds(plane.kubeConfig);
+    const objects = plane.kubeConfig.makeApiClient(CustomObjectsApi);
+    await plane.kubeConfig.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: "velero" } } });
+    const create = (plural: string, body: object) => objects.createNamespacedCustomObject({ group: "velero.io", version: "v1", namespace: "velero", plural, body });
+    const location = {
+      apiVersion: "velero.io/v1",
+      kind: "BackupStorageLocation",
+      metadata: { name: "default", namespace: "velero" },
+      spec: { default: true, provider: "aws", objectStorage: { bucket: "velero" }, config: { region: "us-east-1", s3Url: "http://storage.example:9000", s3ForcePathStyle: "true" } },
+    };
+    const backup = (name: string, spec: object) => ({ apiVersion: "velero.io/v1", kind: "Backup", metadata: { name, namespace: "velero" }, spec });
+    // Moments after the CRDs appear: the webhook's informers last saw them missing (their retry is 30 s away).
+    await until("the BackupStorageLocation created (its CRD established)", async () => create("backupstoragelocations", location), 30_000, 250);
+    await create("backups", backup("right-after-install", {}));
+    // Its first Velero request made it list at once: a Backup to a location that does not exist is denied again.
+    const denial = await until("a Backup to a missing location denied", async () => {
+      try {
+        await create("backups", backup(`to-nowhere-${Date.now()}`, { storageLocation: "nope" }));
+        return undefined;
+      } catch (err) {
+        return (err as { body?: unknown }).body === undefined ? String(err) : JSON.stringify((err as { body?: unknown }).body);
+      }
+    }, 60_000, 500);
+    expect(denial).toContain("BackupStorageLocation velero/nope does not exist");
+  }, 120_000);
 
   it("with the chart's --host= listens on every interface, IPv6 and IPv4: an IPv6-only cluster reaches the pod too", async () => {
     if (!plane) throw new Error("the control plane of the test before did not start");

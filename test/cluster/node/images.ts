@@ -104,7 +104,7 @@ const pauseSource = () => path.join(repoRoot, "test", "cluster", "node", "pause.
  * A locally built image, cached as an archive under .cache/node-images: `fill` lays out its root folder
  * the first time (in a scratch folder that is removed afterwards), later calls reuse the archive.
  */
-function cachedImage(name: string, tag: string, spec: Omit<ImageSpec, "ref">, fill: (root: string) => void): { ref: string; archive: string } {
+export function cachedImage(name: string, tag: string, spec: Omit<ImageSpec, "ref">, fill: (root: string) => void): { ref: string; archive: string } {
   const ref = `localhost/app-snapshots/${name}:${tag}`;
   const archive = path.join(imagesDir(), `${name}-${tag}.tar`);
   if (!existsSync(archive)) {

@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { admit } from "../../../src/admission/admit.js";
+import { buildClusterState } from "../../../src/admission/state.js";
 import { cronProblem } from "../../../src/velero/cron.js";
 import { awsSpec, bsl, NS, veleroDeployment, veleroReview, veleroState } from "./support.js";
 
@@ -39,6 +40,34 @@ describe("Backup rules", () => {
   it("denies a backup without storageLocation when there is no default location", () => {
     const out = admit(veleroReview("Backup", "CREATE", backup({})), veleroState([locations[1]]), "velero").response;
     expect(out.status?.message).toBe(`app-snapshots: Backup ${NS}/b1 is invalid: spec.storageLocation: is not set and velero has no default BackupStorageLocation; set storageLocation or mark a location default: true`);
+  });
+
+  it("sends a backup without storageLocation where Velero does when no location is default: to the one its server names (backup_controller.go)", () => {
+    const notDefault = bsl("default", awsSpec());
+    const state = (objects: unknown[]) => admit(veleroReview("Backup", "CREATE", backup({})), veleroState(objects), "velero").response;
+    // `velero server`'s --default-backup-storage-location is "default" unless set.
+    expect(state([notDefault]).allowed).toBe(true);
+    const withFlag = (flag: string[]) => ({ ...veleroDeployment("v1.18.3"), spec: { template: { spec: { containers: [{ name: "velero", image: "velero/velero:v1.18.3", args: ["server", ...flag] }] } } } });
+    expect(state([bsl("primary", awsSpec()), withFlag(["--default-backup-storage-location=primary"])]).allowed).toBe(true);
+    expect(state([bsl("primary", awsSpec()), withFlag(["--default-backup-storage-location", "primary"])]).allowed).toBe(true);
+    expect(state([notDefault, withFlag(["--default-backup-storage-location=primary"])]).status?.message).toContain("velero has no default BackupStorageLocation");
+    expect(state([bsl("default", awsSpec({ accessMode: "ReadOnly" }))]).status?.message).toBe(
+      `app-snapshots: Backup ${NS}/b1 is invalid: spec.storageLocation: is not set and default, the Velero server's default location, is ReadOnly`,
+    );
+  });
+
+  it("only warns about locations and backups the webhook has not listed yet (Velero's CRDs installed after it started)", () => {
+    const unlisted = buildClusterState({ objects: [], unlisted: ["BackupStorageLocation", "Backup"] });
+    for (const [kind, object] of [
+      ["Backup", backup({})],
+      ["Backup", backup({ storageLocation: "nope" })],
+      ["Restore", restore({ backupName: "b0" })],
+      ["Restore", restore({ scheduleName: "nightly" })],
+    ] as const) {
+      const out = admit(veleroReview(kind, "CREATE", object), unlisted, "velero").response;
+      expect({ kind, allowed: out.allowed }).toEqual({ kind, allowed: true });
+      expect(out.warnings?.join("\n")).toMatch(/not checked: the webhook has not listed (BackupStorageLocations|Backups) yet/);
+    }
   });
 
   it("checks volumeSnapshotLocations when they are known (a missing one is a warning: it may come later), and says so when they are not", () => {
