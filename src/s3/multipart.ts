@@ -5,8 +5,11 @@ import { Readable } from "node:stream";
 import type { Logger } from "../server/logger.js";
 import { StorageError } from "../storage/errors.js";
 import type { HashPool } from "../storage/hashPool.js";
-import { ObjectStore, type Durability, type PutOptions, type PutResult } from "../storage/store.js";
+import { ObjectStore, type Durability, type PublishCondition, type PutOptions, type PutResult } from "../storage/store.js";
+import { COMPLETED_RETENTION_MS, CompletedUploads, partsDigest, type CompletedUpload } from "./completedUploads.js";
 import { S3Error } from "./errors.js";
+import { compositeChecksum, type ChecksumType } from "./multipartChecksums.js";
+import type { ChecksumAlgorithm } from "./payload.js";
 
 /** S3's limits: parts 1..10,000; every part but the last at least 5 MiB. */
 export const MAX_PART_NUMBER = 10_000;
@@ -20,7 +23,37 @@ export interface UploadRecord {
   contentType?: string;
   contentEncoding?: string;
   userMetadata: Record<string, string>;
+  /** Cache-Control, Content-Disposition, Content-Language, Expires. */
+  contentHeaders?: Record<string, string>;
+  /** Lowercase (crc32, …); older records have it uppercase. */
   checksumAlgorithm?: string;
+  checksumType?: ChecksumType;
+}
+
+/** One part as CompleteMultipartUpload names it. */
+export interface RequestedPart {
+  partNumber: number;
+  etag: string;
+  /** Checksum<Algorithm> elements of the part, algorithm lowercase → base64. */
+  checksums?: Record<string, string>;
+}
+
+export interface CompleteOptions {
+  /** If-None-Match: * / If-Match of the Complete request, checked when the object is published. */
+  condition?: PublishCondition;
+  /** The whole-object checksum the Complete request declares (x-amz-checksum-<algorithm>). */
+  checksum?: { algorithm: ChecksumAlgorithm; value: string; type: ChecksumType };
+  /** Called when the part list has been checked and the (long) assembly starts. */
+  onAssemble?: () => void;
+}
+
+/** What Complete answers: the object's ETag (named md5 like the store's ObjectInfo) and checksums. */
+export interface CompleteResult {
+  md5: string;
+  size: number;
+  lastModified: Date;
+  checksums: Record<string, string>;
+  checksumType?: ChecksumType;
 }
 
 export interface PartInfo {
@@ -43,11 +76,14 @@ const partKey = (n: number) => `part/${String(n).padStart(5, "0")}`;
  */
 export class MultipartUploads {
   private readonly records = new Map<string, UploadRecord>();
+  /** Completes of one upload id run one after another, so a concurrent second one sees the first's result. */
+  private readonly completing = new Map<string, Promise<unknown>>();
 
   private constructor(
     readonly parts: ObjectStore,
     private readonly objects: ObjectStore,
     private readonly minPartBytes: number,
+    private readonly completed: CompletedUploads,
   ) {}
 
   static async open(
@@ -57,7 +93,10 @@ export class MultipartUploads {
     const root = join(objects.layout.internal, "uploads");
     await mkdir(root, { recursive: true, mode: 0o700 });
     const parts = await ObjectStore.open(root, { hashPool: options.hashPool, durability: options.durability, log: options.log, shared: options.shared });
-    return new MultipartUploads(parts, objects, options.minPartBytes ?? MIN_PART_BYTES);
+    // Beside the parts store's own temp and metadata folders: never a bucket, so never an upload.
+    const completed = new CompletedUploads(join(parts.layout.internal, "completed"), options.durability);
+    await completed.open();
+    return new MultipartUploads(parts, objects, options.minPartBytes ?? MIN_PART_BYTES, completed);
   }
 
   async close(): Promise<void> {
@@ -75,12 +114,12 @@ export class MultipartUploads {
     return uploadId;
   }
 
-  /** Fails with NoSuchUpload unless the upload exists for this bucket and key. */
-  async check(bucket: string, key: string, uploadId: string): Promise<void> {
-    await this.record(bucket, key, uploadId);
+  /** The upload's record; NoSuchUpload unless the upload exists for this bucket and key. */
+  async check(bucket: string, key: string, uploadId: string): Promise<UploadRecord> {
+    return this.record(bucket, key, uploadId);
   }
 
-  async uploadPart(bucket: string, key: string, uploadId: string, partNumber: number, body: Readable, options: PutOptions): Promise<PutResult> {
+  async uploadPart(bucket: string, key: string, uploadId: string, partNumber: number, body: Readable | AsyncIterable<Uint8Array>, options: PutOptions): Promise<PutResult> {
     await this.record(bucket, key, uploadId);
     checkPartNumber(partNumber);
     return this.parts.put(uploadId, partKey(partNumber), body, options);
@@ -106,19 +145,43 @@ export class MultipartUploads {
     return { record, parts };
   }
 
-  /** Checks the client's part list, assembles the object, and removes the upload. */
-  async complete(bucket: string, key: string, uploadId: string, requested: ReadonlyArray<{ partNumber: number; etag: string }>): Promise<PutResult> {
+  /**
+   * Checks the client's part list, assembles the object, remembers the completion, and removes the
+   * upload. A retry of a completed upload with the same part list gets the same answer (S3
+   * CompleteMultipartUpload: a retry of a completed upload returns 200 with the same ETag); with
+   * another list, NoSuchUpload as before.
+   */
+  async complete(bucket: string, key: string, uploadId: string, requested: readonly RequestedPart[], options: CompleteOptions = {}): Promise<CompleteResult> {
+    const before = this.completing.get(uploadId) ?? Promise.resolve();
+    const mine = before.catch(() => undefined).then(() => this.completeNow(bucket, key, uploadId, requested, options));
+    this.completing.set(uploadId, mine);
+    try {
+      return await mine;
+    } finally {
+      if (this.completing.get(uploadId) === mine) this.completing.delete(uploadId);
+    }
+  }
+
+  private async completeNow(bucket: string, key: string, uploadId: string, requested: readonly RequestedPart[], options: CompleteOptions): Promise<CompleteResult> {
+    const done = /^[0-9a-f]{32}$/.test(uploadId) ? await this.completed.get(uploadId) : undefined;
+    if (done) {
+      if (done.bucket !== bucket || done.key !== key || done.partsDigest !== partsDigest(requested)) throw noSuchUpload();
+      return { md5: done.etag, size: done.size, lastModified: new Date(done.lastModified), checksums: done.checksums, ...(done.checksumType ? { checksumType: done.checksumType } : {}) };
+    }
     const { record, parts } = await this.listParts(bucket, key, uploadId);
     if (requested.length === 0) throw new S3Error("MalformedXML", "the part list is empty: name at least one part");
     const byNumber = new Map(parts.map((p) => [p.partNumber, p]));
     const chosen: PartInfo[] = [];
-    requested.forEach(({ partNumber, etag }, index) => {
+    requested.forEach(({ partNumber, etag, checksums }, index) => {
       if (index > 0 && partNumber <= requested[index - 1]!.partNumber) {
         throw new S3Error("InvalidPartOrder", "The list of parts was not in ascending order. Parts must be ordered by part number.");
       }
       const part = byNumber.get(partNumber);
       if (!part || part.etag !== etag.replace(/^"|"$/g, "").toLowerCase()) {
         throw new S3Error("InvalidPart", `part ${partNumber} was not uploaded, or its ETag is not ${etag.slice(0, 70)}`);
+      }
+      for (const [algorithm, value] of Object.entries(checksums ?? {})) {
+        if (part.checksums[algorithm] !== value.trim()) throw new S3Error("InvalidPart", `part ${partNumber}'s ${algorithm.toUpperCase()} checksum is not ${value.slice(0, 70)}`);
       }
       chosen.push(part);
     });
@@ -127,9 +190,13 @@ export class MultipartUploads {
         throw new S3Error("EntityTooSmall", `part ${part.partNumber} is ${part.size} bytes; every part but the last must be at least ${this.minPartBytes} bytes`);
       }
     });
+    const plan = await this.checksumPlan(record, chosen, options.checksum);
     const etag = `${createHash("md5")
       .update(Buffer.concat(chosen.map((p) => Buffer.from(p.etag, "hex"))))
       .digest("hex")}-${chosen.length}`;
+    options.onAssemble?.();
+    // Fails before the assembly when it must (the store checks again, atomically, when it publishes).
+    if (options.condition) await this.precheck(bucket, key, options.condition);
     const partsStore = this.parts;
     async function* assembled(): AsyncGenerator<Buffer> {
       for (const part of chosen) {
@@ -138,15 +205,80 @@ export class MultipartUploads {
         yield* object.stream() as AsyncIterable<Buffer>;
       }
     }
+    const checksums: Record<string, string> = { ...plan.composite };
     const result = await this.objects.put(bucket, key, assembled(), {
       etag,
       expectedSize: chosen.reduce((sum, p) => sum + p.size, 0),
       contentType: record.contentType,
       contentEncoding: record.contentEncoding,
+      contentHeaders: record.contentHeaders,
       userMetadata: record.userMetadata,
+      partSizes: chosen.map((p) => p.size),
+      digests: plan.fullObject ? [plan.fullObject] : [],
+      checksums,
+      ...(plan.type ? { checksumType: plan.type } : {}),
+      condition: options.condition,
+      verify: ({ digests }) => {
+        if (!plan.fullObject) return;
+        const actual = digests[plan.fullObject]!.toString("base64");
+        if (plan.expected !== undefined && plan.expected !== actual) {
+          throw new S3Error("BadDigest", `The ${plan.fullObject.toUpperCase()} you specified did not match the calculated checksum.`);
+        }
+        checksums[plan.fullObject] = actual;
+      },
     });
+    await this.completed.add(uploadId, {
+      bucket,
+      key,
+      etag: result.md5,
+      size: result.size,
+      lastModified: result.lastModified.getTime(),
+      checksums: result.checksums,
+      ...(plan.type ? { checksumType: plan.type } : {}),
+      partsDigest: partsDigest(requested),
+    } satisfies CompletedUpload);
     await this.remove(uploadId);
-    return result;
+    return { md5: result.md5, size: result.size, lastModified: result.lastModified, checksums: result.checksums, ...(plan.type ? { checksumType: plan.type } : {}) };
+  }
+
+  /**
+   * Which whole-object checksum the object gets, and what the client said it must be. COMPOSITE:
+   * computed from the parts' checksums now (every part needs one); FULL_OBJECT: computed while the
+   * object is assembled. A declared value of another algorithm or type than the upload's is
+   * InvalidRequest; a wrong value BadDigest (S3 CompleteMultipartUpload).
+   */
+  private async checksumPlan(
+    record: UploadRecord,
+    chosen: readonly PartInfo[],
+    declared: CompleteOptions["checksum"],
+  ): Promise<{ type?: ChecksumType; composite?: Record<string, string>; fullObject?: ChecksumAlgorithm; expected?: string }> {
+    const uploadAlgorithm = record.checksumAlgorithm?.toLowerCase() as ChecksumAlgorithm | undefined;
+    const algorithm = uploadAlgorithm ?? declared?.algorithm;
+    if (!algorithm) return {};
+    if (declared && uploadAlgorithm && declared.algorithm !== uploadAlgorithm) {
+      throw new S3Error("InvalidRequest", `Checksum Type mismatch occurred, expected checksum Type: ${uploadAlgorithm}, actual checksum Type: ${declared.algorithm}`);
+    }
+    const type = record.checksumType ?? declared?.type ?? "COMPOSITE";
+    if (declared && declared.type !== type) throw new S3Error("InvalidRequest", `The upload was created with the ${type} checksum type; the Complete request declares ${declared.type}`);
+    if (type === "FULL_OBJECT") return { type, fullObject: algorithm, expected: declared?.value };
+    const missing = chosen.find((p) => p.checksums[algorithm] === undefined);
+    if (missing) throw new S3Error("InvalidRequest", `part ${missing.partNumber} has no ${algorithm.toUpperCase()} checksum, which a COMPOSITE checksum needs`);
+    const value = await compositeChecksum(
+      algorithm,
+      chosen.map((p) => p.checksums[algorithm]!),
+    );
+    if (declared && declared.value !== value) throw new S3Error("BadDigest", `The ${algorithm.toUpperCase()} you specified did not match the calculated checksum.`);
+    return { type, composite: { [algorithm]: value } };
+  }
+
+  private async precheck(bucket: string, key: string, condition: PublishCondition): Promise<void> {
+    const current = await this.objects.head(bucket, key).catch((err: unknown) => {
+      if (err instanceof StorageError && (err.code === "NoSuchKey" || err.code === "KeyConflict")) return undefined;
+      throw err;
+    });
+    if (condition.ifAbsent && current) throw new S3Error("PreconditionFailed", "At least one of the pre-conditions you specified did not hold (If-None-Match: the key exists)");
+    if (condition.ifEtag !== undefined && !current) throw new S3Error("NoSuchKey", "The specified key does not exist.");
+    if (condition.ifEtag !== undefined && current?.md5 !== condition.ifEtag) throw new S3Error("PreconditionFailed", "At least one of the pre-conditions you specified did not hold (If-Match)");
   }
 
   async abort(bucket: string, key: string, uploadId: string): Promise<void> {
@@ -164,8 +296,9 @@ export class MultipartUploads {
     return uploads.sort((a, b) => (a.record.key < b.record.key ? -1 : a.record.key > b.record.key ? 1 : a.uploadId < b.uploadId ? -1 : 1));
   }
 
-  /** Aborts uploads with no activity (no part written) for `maxAgeMs`; returns how many. */
+  /** Aborts uploads with no activity (no part written) for `maxAgeMs`, and forgets old completions; returns how many uploads. */
   async reclaim(maxAgeMs: number, now = Date.now()): Promise<number> {
+    await this.completed.expire(Math.min(maxAgeMs, COMPLETED_RETENTION_MS), now);
     let reclaimed = 0;
     for (const { name, created } of await this.parts.listBuckets()) {
       const lastActivity = await this.lastActivity(name, created);
@@ -192,9 +325,7 @@ export class MultipartUploads {
 
   private async record(bucket: string, key: string, uploadId: string): Promise<UploadRecord> {
     const record = /^[0-9a-f]{32}$/.test(uploadId) ? await this.readRecord(uploadId).catch(() => undefined) : undefined;
-    if (!record || record.bucket !== bucket || record.key !== key) {
-      throw new S3Error("NoSuchUpload", "The specified multipart upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.");
-    }
+    if (!record || record.bucket !== bucket || record.key !== key) throw noSuchUpload();
     return record;
   }
 
@@ -206,6 +337,10 @@ export class MultipartUploads {
     this.records.set(uploadId, record);
     return record;
   }
+}
+
+function noSuchUpload(): S3Error {
+  return new S3Error("NoSuchUpload", "The specified multipart upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.");
 }
 
 export function checkPartNumber(n: number): void {

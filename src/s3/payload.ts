@@ -42,7 +42,7 @@ export interface BodyRequest {
  * trailer modes (the trailer checksum checked). Content-MD5 and any `x-amz-checksum-*` are checked
  * too. Every check runs before the object is published, so a failed one stores nothing.
  */
-export function incomingBody(request: BodyRequest, auth: AuthContext, maxBytes: number): IncomingBody {
+export function incomingBody(request: BodyRequest, auth: AuthContext, maxBytes: number, fallbackAlgorithm?: ChecksumAlgorithm): IncomingBody {
   const header = request.header;
   const declared = header("x-amz-content-sha256");
   let mode: PayloadMode;
@@ -61,7 +61,7 @@ export function incomingBody(request: BodyRequest, auth: AuthContext, maxBytes: 
 
   const expectedSize = declaredSize(header, chunked, maxBytes);
   const expectedMd5 = contentMd5(header("content-md5"));
-  const checksum = declaredChecksum(header, mode === "signed-chunks-trailer" || mode === "unsigned-trailer");
+  const checksum = declaredChecksum(header, mode === "signed-chunks-trailer" || mode === "unsigned-trailer") ?? (fallbackAlgorithm ? { algorithm: fallbackAlgorithm, source: "requested" as const } : undefined);
   const digests = new Set<HashAlgorithm>();
   if (mode === "sha256") digests.add("sha256");
   if (checksum) digests.add(checksum.algorithm);

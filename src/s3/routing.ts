@@ -14,11 +14,13 @@ export type Operation =
   | "DeleteObjects"
   | "HeadObject"
   | "GetObject"
+  | "GetObjectTagging"
   | "PutObject"
   | "CopyObject"
   | "DeleteObject"
   | "CreateMultipartUpload"
   | "UploadPart"
+  | "UploadPartCopy"
   | "CompleteMultipartUpload"
   | "AbortMultipartUpload"
   | "ListParts";
@@ -67,6 +69,53 @@ export const UNSUPPORTED_SUBRESOURCES: ReadonlySet<string> = new Set([
   "session",
 ]);
 
+/** S3's operation names for the subresources we refuse, so a 501 is counted and logged as what it was. */
+const SUBRESOURCE_OPERATIONS: Record<string, string> = {
+  acl: "Acl",
+  policy: "Policy",
+  policyStatus: "PolicyStatus",
+  lifecycle: "LifecycleConfiguration",
+  cors: "Cors",
+  tagging: "Tagging",
+  encryption: "Encryption",
+  "object-lock": "ObjectLockConfiguration",
+  retention: "Retention",
+  "legal-hold": "LegalHold",
+  logging: "Logging",
+  website: "Website",
+  replication: "Replication",
+  notification: "NotificationConfiguration",
+  ownershipControls: "OwnershipControls",
+  publicAccessBlock: "PublicAccessBlock",
+  accelerate: "AccelerateConfiguration",
+  requestPayment: "RequestPayment",
+  analytics: "AnalyticsConfiguration",
+  metrics: "MetricsConfiguration",
+  inventory: "InventoryConfiguration",
+  "intelligent-tiering": "IntelligentTieringConfiguration",
+  torrent: "Torrent",
+  attributes: "Attributes",
+};
+
+/** GetBucketAcl, PutObjectTagging, RestoreObject, …: the name S3 gives a request for a subresource. */
+export function subresourceOperation(method: string, onObject: boolean, subresource: string): string {
+  if (subresource === "restore") return "RestoreObject";
+  if (subresource === "select") return "SelectObjectContent";
+  if (subresource === "session") return "CreateSession";
+  const verb = { GET: "Get", HEAD: "Get", PUT: "Put", DELETE: "Delete", POST: "Post" }[method] ?? method;
+  return `${verb}${onObject ? "Object" : "Bucket"}${SUBRESOURCE_OPERATIONS[subresource] ?? subresource}`;
+}
+
+/** A request for something this server does not do: 501, carrying the S3 operation name for logs and metrics. */
+export class NotImplementedError extends S3Error {
+  constructor(
+    readonly operation: string,
+    what: string,
+  ) {
+    super("NotImplemented", `${what} is not implemented by this server`);
+  }
+}
+
 /**
  * Which operation a request is, from method, path, query and Host. Path style is `/<bucket>/<key>`;
  * virtual-host style applies when the Host is `<bucket>.<domain>` for a configured domain.
@@ -92,7 +141,7 @@ export function route(method: string, rawUrl: string, host: string | undefined, 
   if (Buffer.byteLength(key) > MAX_KEY_BYTES) throw new S3Error("KeyTooLongError", `Your key is too long: ${Buffer.byteLength(key)} bytes, at most ${MAX_KEY_BYTES}`);
   const has = (name: string) => query.some(([n]) => n === name);
   const unsupported = query.find(([name]) => UNSUPPORTED_SUBRESOURCES.has(name))?.[0];
-  const notImplemented = (what: string) => new S3Error("NotImplemented", `${what} is not implemented by this server`);
+  const notImplemented = (what: string, operation: string) => new NotImplementedError(operation, what);
   const done = (operation: Operation): Route => ({ operation, bucket, key, query, rawPath });
 
   if (bucket === "") {
@@ -100,7 +149,7 @@ export function route(method: string, rawUrl: string, host: string | undefined, 
     throw new S3Error("MethodNotAllowed", `${method} is not allowed on the service root`);
   }
   if (key === "") {
-    if (unsupported) throw notImplemented(`the bucket subresource "${unsupported}"`);
+    if (unsupported) throw notImplemented(`the bucket subresource "${unsupported}"`, subresourceOperation(method, false, unsupported));
     switch (method) {
       case "GET":
         if (has("location")) return done("GetBucketLocation");
@@ -113,35 +162,35 @@ export function route(method: string, rawUrl: string, host: string | undefined, 
       case "HEAD":
         return done("HeadBucket");
       case "PUT":
-        if (has("versioning")) throw notImplemented("PutBucketVersioning");
+        if (has("versioning")) throw notImplemented("PutBucketVersioning", "PutBucketVersioning");
         return done("CreateBucket");
       case "DELETE":
         return done("DeleteBucket");
       case "POST":
         if (has("delete")) return done("DeleteObjects");
-        throw notImplemented("this POST on a bucket (browser POST uploads included)");
+        throw notImplemented("this POST on a bucket (browser POST uploads included)", "PostObject");
       default:
         throw new S3Error("MethodNotAllowed", `${method} is not allowed on a bucket`);
     }
   }
-  if (unsupported) throw notImplemented(`the object subresource "${unsupported}"`);
+  // No object has tags (writes carrying tags are refused), so reading a tag set is answered: it is empty.
+  // aws s3 cp/mv reads the source's tags before a multipart copy.
+  if (unsupported === "tagging" && method === "GET") return done("GetObjectTagging");
+  if (unsupported) throw notImplemented(`the object subresource "${unsupported}"`, subresourceOperation(method, true, unsupported));
   switch (method) {
     case "GET":
       return done(has("uploadId") ? "ListParts" : "GetObject");
     case "HEAD":
       return done("HeadObject");
     case "PUT":
-      if (has("uploadId") || has("partNumber")) {
-        if (headers.copySource !== undefined) throw notImplemented("UploadPartCopy");
-        return done("UploadPart");
-      }
+      if (has("uploadId") || has("partNumber")) return done(headers.copySource !== undefined ? "UploadPartCopy" : "UploadPart");
       return done(headers.copySource !== undefined ? "CopyObject" : "PutObject");
     case "DELETE":
       return done(has("uploadId") ? "AbortMultipartUpload" : "DeleteObject");
     case "POST":
       if (has("uploads")) return done("CreateMultipartUpload");
       if (has("uploadId")) return done("CompleteMultipartUpload");
-      throw notImplemented("this POST on an object");
+      throw notImplemented("this POST on an object", "PostObject");
     default:
       throw new S3Error("MethodNotAllowed", `${method} is not allowed on an object`);
   }

@@ -4,10 +4,12 @@ import type { Logger } from "../server/logger.js";
 import type { StorageMetrics } from "../storage/metrics.js";
 import type { ObjectStore } from "../storage/store.js";
 import type { Credentials } from "./credentials.js";
+import { errorElements } from "./errorDocument.js";
 import { S3Error, toS3Error } from "./errors.js";
+import type { KeepAliveTiming } from "./handlers/keepAlive.js";
 import type { MultipartUploads } from "./multipart.js";
 import { OPERATIONS, type RequestContext } from "./operations.js";
-import { route, type Operation, type Route } from "./routing.js";
+import { NotImplementedError, route, type Operation, type Route } from "./routing.js";
 import { authenticate, type AuthContext } from "./sigv4.js";
 import { xmlDocument } from "./xml.js";
 
@@ -29,11 +31,13 @@ export interface S3ServerOptions {
   maxUploads?: number;
   /** host[:port] of --public-url: signatures made for it verify even when a proxy rewrote Host. */
   publicHosts?: readonly string[];
+  /** When a long CompleteMultipartUpload sends its 200 early, then whitespace (default: after 2 s, every 5 s). */
+  completeKeepAlive?: KeepAliveTiming;
   now?: () => Date;
 }
 
 /** Operations that write a body to disk: the ones --max-uploads counts. */
-const UPLOADS: ReadonlySet<Operation> = new Set(["PutObject", "UploadPart", "CopyObject", "CompleteMultipartUpload"]);
+const UPLOADS: ReadonlySet<Operation> = new Set(["PutObject", "UploadPart", "UploadPartCopy", "CopyObject", "CompleteMultipartUpload"]);
 export const DEFAULT_MAX_UPLOADS = 64;
 
 /** A request target longer than this is refused (S3 keys are at most 1024 bytes, even percent-encoded that fits). */
@@ -58,7 +62,7 @@ export function s3Handler(options: S3ServerOptions): http.RequestListener {
   return (req, res) => {
     const started = performance.now();
     const requestId = nextRequestId();
-    let operation: Operation | "unknown" = "unknown";
+    let operation: string = "unknown";
     res.setHeader("x-amz-request-id", requestId);
     res.setHeader("server", "app-snapshots");
     res.once("close", () => {
@@ -90,8 +94,12 @@ export function s3Handler(options: S3ServerOptions): http.RequestListener {
     };
     serve().catch((err: unknown) => {
       const error = toS3Error(err);
+      // A refused feature is counted under the operation the client asked for (GetBucketAcl, …), not "unknown".
+      if (err instanceof NotImplementedError && operation === "unknown") operation = err.operation;
       const fields = { requestId, method: req.method, path: (req.url ?? "").split("?")[0], operation, code: error.code, status: error.status };
-      if (error.status >= 500) log.error({ ...fields, err }, "S3 request failed");
+      // 501 is the client asking for a feature we refuse: worth a warning, not a stack trace.
+      if (error.code === "NotImplemented") log.warn({ ...fields, reason: error.message }, "S3 request for an unimplemented feature");
+      else if (error.status >= 500) log.error({ ...fields, err }, "S3 request failed");
       else log.info({ ...fields, reason: error.message }, "S3 request refused");
       sendError(req, res, error, routed, requestId);
     });
@@ -130,21 +138,8 @@ function sendError(req: http.IncomingMessage, res: http.ServerResponse, error: S
     res.end();
     return;
   }
-  const resource = routed ? `/${routed.bucket}${routed.key ? `/${routed.key}` : ""}` : (req.url ?? "").split("?")[0];
-  const body = xmlDocument(
-    "Error",
-    [
-      ["Code", error.code],
-      ["Message", error.message],
-      ...Object.entries(error.extra).map(([name, value]): [string, string] => [name, value]),
-      ["BucketName", routed?.bucket || undefined],
-      ["Key", routed?.key || undefined],
-      ["Resource", resource],
-      ["RequestId", requestId],
-      ["HostId", requestId],
-    ],
-    null,
-  );
+  const resource = routed ? `/${routed.bucket}${routed.key ? `/${routed.key}` : ""}` : ((req.url ?? "").split("?")[0] ?? "");
+  const body = xmlDocument("Error", errorElements(error, { bucket: routed?.bucket, key: routed?.key, resource }, requestId), null);
   res.setHeader("content-type", "application/xml");
   res.setHeader("content-length", Buffer.byteLength(body));
   res.end(body);

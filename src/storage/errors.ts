@@ -12,6 +12,7 @@ export type StorageErrorCode =
   | "PermissionDenied"
   | "ReadOnly"
   | "BadDigest"
+  | "PreconditionFailed"
   | "IncompleteBody"
   | "EntityTooLarge"
   | "CrossDevice"

@@ -22,20 +22,30 @@ export function bucketNameProblem(name: string): string | undefined {
   return undefined;
 }
 
+/**
+ * The file that stands for a folder-marker key (`dir/`, what rclone --s3-directory-markers and "create
+ * folder" in S3 browsers write): `<bucket>/dir/.app-snapshots-folder`. Objects are plain files, so
+ * `dir/` cannot be a file named `dir` (that would clash with the folder holding `dir/x`); inside the
+ * folder it coexists with every key below it. The name is reserved: no key may have it as a segment,
+ * so no key's file can be mistaken for a marker, nor a marker for an object of its own.
+ */
+export const FOLDER_MARKER = ".app-snapshots-folder";
+
 /** Why `key` cannot be stored, or undefined when it can. */
 export function keyProblem(key: string): string | undefined {
   if (key.length === 0) return "the key is empty";
   if (!key.isWellFormed()) return "the key is not valid Unicode (it contains an unpaired surrogate)";
   if (key.includes("\0")) return "the key contains a NUL character";
   if (key.startsWith("/")) return "the key starts with '/'";
-  if (key.endsWith("/")) return "the key ends with '/' (a directory marker cannot be stored as a file)";
   const bytes = Buffer.byteLength(key);
   if (bytes > MAX_KEY_BYTES) return `the key is ${bytes} bytes long; the limit is ${MAX_KEY_BYTES}`;
-  const segments = key.split("/");
+  // A folder marker ("a/b/") is stored in its folder: the segments before the slash follow the usual rules.
+  const segments = (key.endsWith("/") ? key.slice(0, -1) : key).split("/");
   for (const [index, segment] of segments.entries()) {
     const position = `segment ${index + 1}`;
     if (segment === "") return `the key has an empty ${position} ('//')`;
     if (segment === "." || segment === "..") return `the key's ${position} is "${segment}"; '.' and '..' segments are not allowed`;
+    if (segment === FOLDER_MARKER) return `the key's ${position} is "${FOLDER_MARKER}", the name the store reserves for folder markers`;
     const segmentBytes = Buffer.byteLength(segment);
     if (segmentBytes > MAX_SEGMENT_BYTES) return `the key's ${position} is ${segmentBytes} bytes long; the filesystem limit is ${MAX_SEGMENT_BYTES}`;
   }

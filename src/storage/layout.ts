@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { errnoOf } from "./errors.js";
 import { realpathNative } from "./fd.js";
+import { FOLDER_MARKER } from "./keys.js";
 
 /**
  * The one hidden folder under the root for everything that is not an object: temp files and
@@ -26,8 +27,12 @@ export class Layout {
     return join(this.root, bucket);
   }
 
-  /** `<root>/<bucket>/a/b/c` for key `a/b/c`: the LVP layout, readable with `ls`. Keys are validated first. */
+  /**
+   * `<root>/<bucket>/a/b/c` for key `a/b/c`: the LVP layout, readable with `ls`; a folder marker `a/b/`
+   * is `<root>/<bucket>/a/b/.app-snapshots-folder` (see FOLDER_MARKER). Keys are validated first.
+   */
   objectPath(bucket: string, key: string): string {
+    if (key.endsWith("/")) return join(this.root, bucket, ...key.slice(0, -1).split("/"), FOLDER_MARKER);
     return join(this.root, bucket, ...key.split("/"));
   }
 

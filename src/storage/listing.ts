@@ -2,7 +2,7 @@ import type { BigIntStats, Dirent } from "node:fs";
 import { lstat, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { errnoOf, StorageError } from "./errors.js";
-import { keyProblem } from "./keys.js";
+import { FOLDER_MARKER, keyProblem } from "./keys.js";
 
 export interface ListOptions {
   prefix?: string;
@@ -36,6 +36,7 @@ export interface ListResult {
 type Item = { kind: "object"; key: Buffer } | { kind: "prefix"; prefix: Buffer };
 
 const SLASH = Buffer.from("/");
+const MARKER = Buffer.from(FOLDER_MARKER);
 /** Greater than any byte of valid UTF-8, so `P + 0xff` sorts after every key that starts with P. */
 const AFTER_ALL = Buffer.from([0xff]);
 const LOST_AND_FOUND = "lost+found";
@@ -53,7 +54,11 @@ interface Walk {
 }
 
 /**
- * S3 listing over a directory tree, in UTF-8 byte order, without reading object contents. Names are read
+ * S3 listing over a directory tree, in UTF-8 byte order, without reading object contents. The bound
+ * (StartAfter, Marker, KeyMarker, a continuation token) applies to what is listed: keys after it, and
+ * common prefixes after it. A v1 client continues from NextMarker, which is the page's last key or
+ * prefix; were a prefix equal to the marker (or holding it) listed again, every page would repeat it
+ * and with max-keys=1 the listing would never end. S3 never repeats a CommonPrefix across pages. Names are read
  * as bytes and each directory is sorted by `name + "/"` for subdirectories, which is exactly the
  * byte order of the keys below it; so a depth-first walk yields keys in order and whole subtrees
  * can be skipped by prefix and by the lower bound. With delimiter "/" a directory is one common
@@ -115,27 +120,31 @@ async function* walkDir(walk: Walk, dir: Buffer): AsyncGenerator<Item> {
       // Every key below starts with `full`; if the bound is past all of them, skip the subtree.
       if (Buffer.compare(walk.after, full) > 0 && !startsWith(walk.after, full)) continue;
       if (inside && walk.delimiter?.equals(SLASH) && full.indexOf(SLASH, walk.prefix.length) === full.length - 1) {
-        if (await hasObjectAfter(walk, full)) yield { kind: "prefix", prefix: full };
+        // A common prefix at or before the bound was listed already (it was the marker, or held it).
+        if (Buffer.compare(full, walk.after) > 0 && (await hasObjectAfter(walk, full))) yield { kind: "prefix", prefix: full };
         continue;
       }
       yield* walkDir(walk, full);
     } else {
-      if (!startsWith(full, walk.prefix) || Buffer.compare(full, walk.after) <= 0) continue;
-      let key: string;
+      // A folder marker is the key of its folder ("a/b/"), which sorts before everything in it (sortedEntries).
+      const key = entry.isMarker ? dir : full;
+      if (entry.isMarker && dir.length === 0) continue;
+      if (!startsWith(key, walk.prefix) || Buffer.compare(key, walk.after) <= 0) continue;
+      let text: string;
       try {
-        key = utf8.decode(full);
+        text = utf8.decode(key);
       } catch {
         continue; // a file name that is not UTF-8 cannot be an S3 key
       }
-      if (keyProblem(key) !== undefined) continue;
-      const at = walk.delimiter ? full.indexOf(walk.delimiter, walk.prefix.length) : -1;
+      if (keyProblem(text) !== undefined) continue;
+      const at = walk.delimiter ? key.indexOf(walk.delimiter, walk.prefix.length) : -1;
       if (walk.delimiter && at >= 0) {
-        const prefix = full.subarray(0, at + walk.delimiter.length);
-        if (walk.lastPrefix?.equals(prefix)) continue;
+        const prefix = key.subarray(0, at + walk.delimiter.length);
+        if (walk.lastPrefix?.equals(prefix) || Buffer.compare(prefix, walk.after) <= 0) continue;
         walk.lastPrefix = prefix;
         yield { kind: "prefix", prefix };
       } else {
-        yield { kind: "object", key: full };
+        yield { kind: "object", key };
       }
     }
   }
@@ -154,6 +163,8 @@ async function hasObjectAfter(walk: Walk, dir: Buffer): Promise<boolean> {
 interface Entry {
   name: Buffer;
   isDirectory: boolean;
+  /** The folder's own marker file: listed as the folder's key, first. */
+  isMarker: boolean;
   sortKey: Buffer;
 }
 
@@ -172,8 +183,11 @@ async function sortedEntries(bucketDir: string, dir: Buffer): Promise<Entry[]> {
     // Symlinks and special files are never objects: the store does not follow links.
     // NFS "silly renames" of files deleted while open: transient, never objects.
     if (NFS_SILLY_RENAME.test(d.name.toString("latin1"))) continue;
-    if (d.isDirectory()) entries.push({ name: d.name, isDirectory: true, sortKey: Buffer.concat([d.name, SLASH]) });
-    else if (d.isFile()) entries.push({ name: d.name, isDirectory: false, sortKey: d.name });
+    if (d.isDirectory()) entries.push({ name: d.name, isDirectory: true, isMarker: false, sortKey: Buffer.concat([d.name, SLASH]) });
+    else if (d.isFile()) {
+      const isMarker = d.name.equals(MARKER);
+      entries.push({ name: d.name, isDirectory: false, isMarker, sortKey: isMarker ? Buffer.alloc(0) : d.name });
+    }
   }
   return entries.sort((a, b) => Buffer.compare(a.sortKey, b.sortKey));
 }
@@ -184,7 +198,7 @@ async function statObjects(bucketDir: string, keys: string[], describe: Describe
     await Promise.all(
       keys.slice(i, i + STAT_CONCURRENCY).map(async (key, j) => {
         try {
-          const stats = await lstat(join(bucketDir, key), { bigint: true });
+          const stats = await lstat(key.endsWith("/") ? join(bucketDir, key, FOLDER_MARKER) : join(bucketDir, key), { bigint: true });
           if (!stats.isFile()) return;
           const etag = await describe?.(key, stats);
           out[i + j] = { key, size: Number(stats.size), lastModified: stats.mtime, ...(etag === undefined ? {} : { etag }) };

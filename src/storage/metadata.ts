@@ -12,6 +12,12 @@ export interface ObjectMetadata {
   userMetadata: Record<string, string>;
   /** Checksums a client sent (algorithm → base64), kept to return them on request. */
   checksums: Record<string, string>;
+  /** Whether `checksums` describe the whole body or, for multipart objects, the parts ("<base64>-N"). */
+  checksumType?: "FULL_OBJECT" | "COMPOSITE";
+  /** Cache-Control, Content-Disposition, Content-Language, Expires as the client sent them (lowercase names). */
+  contentHeaders?: Record<string, string>;
+  /** A multipart object's part sizes in order (GET ?partNumber=N); absent for single-part objects. */
+  partSizes?: number[];
 }
 
 /** The metadata file: the object's metadata plus the identity of the data file it belongs to. */
@@ -19,7 +25,10 @@ export interface MetadataRecord extends ObjectMetadata {
   v: 1;
   key: string;
   size: number;
-  /** The S3 ETag without quotes: hex MD5 of the body, or for a multipart upload the MD5 of the part MD5s plus "-N". */
+  /**
+   * The S3 ETag without quotes: hex MD5 of the body, or for a multipart upload the MD5 of the part MD5s
+   * plus "-N". Named md5 since the first record format (v1); readers of existing stores depend on it.
+   */
   md5: string;
   /** Epoch ms when the write completed. */
   lastModified: number;

@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import type { BigIntStats } from "node:fs";
 import { constants, createReadStream } from "node:fs";
-import { lstat, mkdir, open, readdir, realpath, rename, rm, rmdir, type FileHandle } from "node:fs/promises";
+import { link, lstat, mkdir, open, readdir, realpath, rename, rm, rmdir, type FileHandle } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname, join, relative } from "node:path";
 import type { Readable, Writable } from "node:stream";
@@ -48,6 +48,18 @@ export interface ObjectInfo {
   contentEncoding?: string;
   userMetadata: Record<string, string>;
   checksums: Record<string, string>;
+  checksumType?: "FULL_OBJECT" | "COMPOSITE";
+  contentHeaders?: Record<string, string>;
+  /** A multipart object's part sizes, in order. */
+  partSizes?: number[];
+}
+
+/** What must hold when a write is published (S3 conditional writes); see ObjectStore.put. */
+export interface PublishCondition {
+  /** If-None-Match: * — fail with PreconditionFailed if the key exists. */
+  ifAbsent?: boolean;
+  /** If-Match — fail with NoSuchKey if the key is missing, PreconditionFailed if its ETag differs. */
+  ifEtag?: string;
 }
 
 export interface PutOptions extends Partial<ObjectMetadata> {
@@ -64,6 +76,8 @@ export interface PutOptions extends Partial<ObjectMetadata> {
   verify?: (body: { bytes: number; digests: Partial<Record<HashAlgorithm, Buffer>> }) => void | Promise<void>;
   /** The ETag to record instead of the body's MD5 (multipart: MD5 of the part MD5s, "-N"); the MD5 is then not computed. */
   etag?: string;
+  /** Checked against the object the write replaces, at the moment it is published. */
+  condition?: PublishCondition;
 }
 
 export interface PutResult extends ObjectInfo {
@@ -115,6 +129,8 @@ export class ObjectStore {
   readonly maxObjectBytes: number;
   private readonly stops: Array<() => void> = [];
   private tmpDir = "";
+  /** Conditional publishes per key, run one at a time (check and rename are two steps). */
+  private readonly conditional = new Map<string, Promise<unknown>>();
 
   private constructor(
     readonly layout: Layout,
@@ -284,6 +300,9 @@ export class ObjectStore {
         ...(options.contentEncoding ? { contentEncoding: options.contentEncoding } : {}),
         userMetadata: options.userMetadata ?? {},
         checksums: options.checksums ?? {},
+        ...(options.checksumType ? { checksumType: options.checksumType } : {}),
+        ...(options.contentHeaders && Object.keys(options.contentHeaders).length > 0 ? { contentHeaders: options.contentHeaders } : {}),
+        ...(options.partSizes ? { partSizes: options.partSizes } : {}),
         ino: stats.ino.toString(),
         mtimeNs: stats.mtimeNs.toString(),
       };
@@ -291,7 +310,9 @@ export class ObjectStore {
       // The data and its metadata record become durable in parallel; both before the data is visible.
       await Promise.all([(this.durability === "full" ? data.datasync() : Promise.resolve()).then(() => data.close()), this.writeMetadata(bucket, record)]);
       file = undefined;
-      const previous = await this.publish(temp, target, bucket, key);
+      const previous = options.condition
+        ? await this.oneAtATime(bucket, key, () => this.publish(temp, target, bucket, key, options.condition))
+        : await this.publish(temp, target, bucket, key);
       published = true;
       try {
         // The replaced version stays open (pinned) until its record is gone: see pin().
@@ -404,27 +425,43 @@ export class ObjectStore {
     };
   }
 
-  /** Removes the object, then its metadata, then parent directories left empty. False if there was none. */
-  async delete(bucket: string, key: string): Promise<boolean> {
+  /**
+   * Removes the object, then its metadata, then parent directories left empty. False if there was none.
+   * With `ifEtag`, only the version with that ETag is removed (else PreconditionFailed; NoSuchKey if none).
+   */
+  async delete(bucket: string, key: string, condition: { ifEtag?: string } = {}): Promise<boolean> {
+    if (condition.ifEtag !== undefined) return this.oneAtATime(bucket, key, () => this.deleteNow(bucket, key, condition.ifEtag));
+    return this.deleteNow(bucket, key, undefined);
+  }
+
+  private async deleteNow(bucket: string, key: string, ifEtag: string | undefined): Promise<boolean> {
     this.assertWritable();
     this.checkKey(key);
     this.checkBucketName(bucket);
     const path = this.layout.objectPath(bucket, key);
     const parent = dirname(path);
     // As in open(): one realpath proves the bucket and the folders on the way; the bucket is checked on a miss.
+    const missing = () => {
+      if (ifEtag !== undefined) throw new StorageError("NoSuchKey", `no object "${printable(key)}" in bucket "${bucket}"`);
+      return false;
+    };
     if ((await confine(parent)) !== "inside") {
       await this.requireBucket(bucket);
-      return false;
+      return missing();
     }
     let found: Pinned | undefined;
     try {
       found = await pin(path);
-      if (!found?.stats.isFile()) return false;
+      if (!found?.stats.isFile()) {
+        await found?.handle?.close();
+        return missing();
+      }
+      if (ifEtag !== undefined) await this.checkCondition(bucket, key, found, { ifEtag });
       await rm(path);
     } catch (err) {
       await found?.handle?.close().catch(() => undefined);
       const code = errnoOf(err);
-      if (code === "ENOENT" || code === "ENOTDIR") return false;
+      if (code === "ENOENT" || code === "ENOTDIR") return missing();
       throw fromFsError(err, `deleting object "${printable(key)}"`, path);
     }
     try {
@@ -462,7 +499,34 @@ export class ObjectStore {
       ...(record.contentEncoding ? { contentEncoding: record.contentEncoding } : {}),
       userMetadata: record.userMetadata,
       checksums: record.checksums,
+      ...(record.checksumType ? { checksumType: record.checksumType } : {}),
+      ...(record.contentHeaders ? { contentHeaders: record.contentHeaders } : {}),
+      ...(record.partSizes ? { partSizes: record.partSizes } : {}),
     };
+  }
+
+  /** Runs conditional operations on one key one after another in this process. */
+  private async oneAtATime<T>(bucket: string, key: string, work: () => Promise<T>): Promise<T> {
+    const id = `${bucket}\0${key}`;
+    const before = this.conditional.get(id) ?? Promise.resolve();
+    const mine = before.catch(() => undefined).then(work);
+    this.conditional.set(id, mine);
+    try {
+      return await mine;
+    } finally {
+      if (this.conditional.get(id) === mine) this.conditional.delete(id);
+    }
+  }
+
+  /** A publish condition against what is at the key now (pinned: its record cannot change under us). */
+  private async checkCondition(bucket: string, key: string, current: Pinned | undefined, condition: PublishCondition): Promise<void> {
+    const exists = current?.stats.isFile() ?? false;
+    if (condition.ifAbsent && exists) throw new StorageError("PreconditionFailed", `object "${printable(key)}" exists in bucket "${bucket}" (If-None-Match: *)`);
+    if (condition.ifEtag !== undefined) {
+      if (!exists) throw new StorageError("NoSuchKey", `no object "${printable(key)}" in bucket "${bucket}"`);
+      const record = await this.metadata.lookup(bucket, key, current!.stats);
+      if (record?.md5 !== condition.ifEtag) throw new StorageError("PreconditionFailed", `object "${printable(key)}" in bucket "${bucket}" does not have ETag ${condition.ifEtag.slice(0, 70)} (If-Match)`);
+    }
   }
 
   private assertWritable(): void {
@@ -539,7 +603,7 @@ export class ObjectStore {
    * may remove a parent directory between mkdir and rename; that is retried. Returns what was at
    * the key before, if anything, pinned: the caller removes its metadata record, then closes it.
    */
-  private async publish(temp: string, target: string, bucket: string, key: string): Promise<Pinned | undefined> {
+  private async publish(temp: string, target: string, bucket: string, key: string, condition?: PublishCondition): Promise<Pinned | undefined> {
     const parent = dirname(target);
     for (let attempt = 1; ; attempt++) {
       let created: string | undefined;
@@ -554,11 +618,22 @@ export class ObjectStore {
       let handedOver = false;
       try {
         if (previous?.stats.isDirectory()) throw this.prefixConflict(bucket, key);
+        if (condition) await this.checkCondition(bucket, key, previous, condition);
         try {
-          await rename(temp, target);
+          if (condition?.ifAbsent) {
+            // link() never replaces: a key created since the check makes it fail (EEXIST), atomically.
+            await link(temp, target);
+            await rm(temp, { force: true });
+          } else {
+            await rename(temp, target);
+          }
         } catch (err) {
           const code = errnoOf(err);
           if (code === "ENOENT" && attempt < 5) continue;
+          if (code === "EEXIST" && condition?.ifAbsent) {
+            const now = await lstat(target).catch(() => undefined);
+            if (now?.isFile()) throw new StorageError("PreconditionFailed", `object "${printable(key)}" exists in bucket "${bucket}" (If-None-Match: *)`);
+          }
           if (code === "EISDIR" || code === "ENOTEMPTY" || code === "EEXIST") throw this.prefixConflict(bucket, key);
           if (code === "ENOTDIR") throw await this.placementConflict(bucket, key);
           throw err;

@@ -106,6 +106,10 @@ export async function storeListing(root: string, shown = ""): Promise<StoreListi
           }
         }
       }
+    } else if (name === "completed" && shown !== "") {
+      // Completed multipart uploads remembered for retried Completes (src/s3/completedUploads.ts): one record
+      // per upload id; anything else there (a temp file left behind) is a stray.
+      for (const file of await entriesOf(path)) if (!/^[0-9a-f]{32}\.json$/.test(file)) listing.strays.push(`${shown}${INTERNAL}/completed/${file}`);
     } else if (name === "uploads" && shown === "") {
       const uploads = await storeListing(path, `${INTERNAL}/uploads/`);
       listing.uploads = uploads.buckets;

@@ -73,7 +73,8 @@ describe.each([
   let sdk: S3Client;
 
   beforeAll(async () => {
-    s3 = await startS3({ tls });
+    // The server's --region is the clients' (SDK v3 sends its region as CreateBucket's LocationConstraint).
+    s3 = await startS3({ tls, overrides: { region: "eu-central-1" } });
     sdk = client(s3);
   });
   afterAll(async () => {
@@ -83,13 +84,23 @@ describe.each([
 
   it("creates, lists, locates and heads buckets; refuses a second create and a missing bucket", async () => {
     await sdk.send(new CreateBucketCommand({ Bucket: "velero" }));
+    // Another region than the server's is refused, as S3 refuses a LocationConstraint that is not the
+    // endpoint's region; an invalid name is InvalidLocationConstraint. Neither creates anything.
+    await expect(sdk.send(new CreateBucketCommand({ Bucket: "kopia", CreateBucketConfiguration: { LocationConstraint: "us-west-2" } }))).rejects.toMatchObject({
+      name: "IllegalLocationConstraintException",
+      $metadata: { httpStatusCode: 400 },
+    });
+    await expect(sdk.send(new CreateBucketCommand({ Bucket: "kopia", CreateBucketConfiguration: { LocationConstraint: "moon-base" as never } }))).rejects.toMatchObject({
+      name: "InvalidLocationConstraint",
+    });
+    await expect(sdk.send(new HeadBucketCommand({ Bucket: "kopia" }))).rejects.toMatchObject({ $metadata: { httpStatusCode: 404 } });
     await sdk.send(new CreateBucketCommand({ Bucket: "kopia", CreateBucketConfiguration: { LocationConstraint: "eu-central-1" } }));
     await expect(sdk.send(new CreateBucketCommand({ Bucket: "velero" }))).rejects.toMatchObject({ name: "BucketAlreadyOwnedByYou" });
     const { Buckets } = await sdk.send(new ListBucketsCommand({}));
     expect(Buckets?.map((b) => b.Name)).toEqual(["kopia", "velero"]);
     await sdk.send(new HeadBucketCommand({ Bucket: "velero" }));
     await expect(sdk.send(new HeadBucketCommand({ Bucket: "missing" }))).rejects.toMatchObject({ $metadata: { httpStatusCode: 404 } });
-    expect((await sdk.send(new GetBucketLocationCommand({ Bucket: "velero" }))).LocationConstraint).toBeUndefined();
+    expect((await sdk.send(new GetBucketLocationCommand({ Bucket: "velero" }))).LocationConstraint).toBe("eu-central-1");
     await expect(sdk.send(new ListObjectsV2Command({ Bucket: "missing" }))).rejects.toMatchObject({ name: "NoSuchBucket" });
     await expect(sdk.send(new CreateBucketCommand({ Bucket: "Bad_Name" }))).rejects.toMatchObject({ name: "InvalidBucketName" });
   });

@@ -77,7 +77,9 @@ describe("toS3Error", () => {
     ["NoSuchKey", "NoSuchKey", 404],
     ["InvalidKey", "InvalidArgument", 400],
     ["InvalidBucketName", "InvalidBucketName", 400],
-    ["KeyConflict", "InvalidArgument", 400],
+    // A file where a folder is, or the reverse: 409 with a code of its own (docs/s3.md).
+    ["KeyConflict", "KeyConflict", 409],
+    ["PreconditionFailed", "PreconditionFailed", 412],
     ["BadDigest", "BadDigest", 400],
     ["IncompleteBody", "IncompleteBody", 400],
     ["EntityTooLarge", "EntityTooLarge", 400],

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { param, parseQuery, route, UNSUPPORTED_SUBRESOURCES, type Operation } from "../../../src/s3/routing.js";
+import { NotImplementedError, param, parseQuery, route, UNSUPPORTED_SUBRESOURCES, type Operation } from "../../../src/s3/routing.js";
 import { s3ErrorOf } from "./s3ErrorOf.js";
 
 
@@ -40,6 +40,7 @@ describe("route: path style", () => {
     ["PUT", "/bkt/key?partNumber=1&uploadId=U1", "UploadPart", "bkt", "key"],
     ["PUT", "/bkt/key?partNumber=3&uploadId=U1&x-id=UploadPart", "UploadPart", "bkt", "key"],
     ["PUT", "/bkt/key?uploadId=U1", "UploadPart", "bkt", "key"],
+    ["PUT", "/bkt/key?partNumber=2&uploadId=U1", "UploadPartCopy", "bkt", "key", "/src/obj"],
     ["DELETE", "/bkt/key", "DeleteObject", "bkt", "key"],
     ["DELETE", "/bkt/key?x-id=DeleteObject", "DeleteObject", "bkt", "key"],
     ["DELETE", "/bkt/key?uploadId=U1", "AbortMultipartUpload", "bkt", "key"],
@@ -203,16 +204,38 @@ describe("route: refusals", () => {
       expect(onBucket.code).toBe("NotImplemented");
       expect(onBucket.status).toBe(501);
       expect(onBucket.message).toBe(`the bucket subresource "${name}" is not implemented by this server`);
+      // GetObjectTagging is answered (an empty tag set: no object has tags); every other use of ?tagging is refused.
+      if (name === "tagging" && method === "GET") continue;
       const onObject = s3ErrorOf(() => route(method, `/bkt/k?x-id=X&${name}=`, undefined, []));
       expect(onObject.code).toBe("NotImplemented");
       expect(onObject.message).toBe(`the object subresource "${name}" is not implemented by this server`);
     }
   });
 
-  it("answers NotImplemented for PutBucketVersioning, UploadPartCopy and POSTs it does not know", () => {
+  it("names each refused subresource request after its S3 operation, for metrics and logs", () => {
+    const cases: Array<[string, string, string]> = [
+      ["GET", "/bkt?acl", "GetBucketAcl"],
+      ["PUT", "/bkt/k?tagging", "PutObjectTagging"],
+      ["DELETE", "/bkt?lifecycle", "DeleteBucketLifecycleConfiguration"],
+      ["POST", "/bkt/k?restore", "RestoreObject"],
+      ["PUT", "/bkt?versioning", "PutBucketVersioning"],
+    ];
+    for (const [method, target, operation] of cases) {
+      let caught: unknown;
+      try {
+        route(method, target, undefined, []);
+      } catch (err) {
+        caught = err;
+      }
+      expect(caught, target).toBeInstanceOf(NotImplementedError);
+      expect((caught as NotImplementedError).operation).toBe(operation);
+    }
+    expect(route("GET", "/bkt/k?tagging", undefined, []).operation).toBe("GetObjectTagging");
+  });
+
+  it("answers NotImplemented for PutBucketVersioning and POSTs it does not know", () => {
     const cases: Array<[string, string, string, { copySource?: string }]> = [
       ["PUT", "/bkt?versioning", "PutBucketVersioning is not implemented by this server", {}],
-      ["PUT", "/bkt/k?partNumber=1&uploadId=U", "UploadPartCopy is not implemented by this server", { copySource: "/a/b" }],
       ["POST", "/bkt", "this POST on a bucket (browser POST uploads included) is not implemented by this server", {}],
       ["POST", "/bkt/", "this POST on a bucket (browser POST uploads included) is not implemented by this server", {}],
       ["POST", "/bkt/k", "this POST on an object is not implemented by this server", {}],

@@ -12,6 +12,9 @@ describe("object keys", () => {
     ["with space/and+plus/und ümlaut/😀"],
     ["..hidden/.dotfile/x..y"],
     ["back\\slash"],
+    // Folder markers (rclone --s3-directory-markers, "create folder" in S3 browsers).
+    ["dir/"],
+    ["a/b/"],
   ])("accepts %j", (key) => {
     expect(keyProblem(key)).toBeUndefined();
   });
@@ -19,7 +22,10 @@ describe("object keys", () => {
   it.each([
     ["", "the key is empty"],
     ["/abs", "the key starts with '/'"],
-    ["dir/", "the key ends with '/' (a directory marker cannot be stored as a file)"],
+    ["/", "the key starts with '/'"],
+    ["a//", "the key has an empty segment 2 ('//')"],
+    ["a/.app-snapshots-folder", 'the key\'s segment 2 is ".app-snapshots-folder", the name the store reserves for folder markers'],
+    ["../", "the key's segment 1 is \"..\"; '.' and '..' segments are not allowed"],
     ["a//b", "the key has an empty segment 2 ('//')"],
     ["a/../b", "the key's segment 2 is \"..\"; '.' and '..' segments are not allowed"],
     ["..", "the key's segment 1 is \"..\"; '.' and '..' segments are not allowed"],
@@ -40,8 +46,8 @@ describe("object keys", () => {
     fc.assert(
       fc.property(hostile, (key) => {
         if (keyProblem(key) !== undefined) return;
-        const segments = key.split("/");
-        expect(segments.every((s) => s !== "" && s !== "." && s !== "..")).toBe(true);
+        const segments = (key.endsWith("/") ? key.slice(0, -1) : key).split("/");
+        expect(segments.every((s) => s !== "" && s !== "." && s !== ".." && s !== ".app-snapshots-folder")).toBe(true);
         expect(key.includes("\0")).toBe(false);
         expect(Buffer.byteLength(key)).toBeLessThanOrEqual(MAX_KEY_BYTES);
         // The key survives a UTF-8 round trip, so two keys never name one file.
