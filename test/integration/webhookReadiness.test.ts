@@ -51,7 +51,7 @@ describe("webhook readiness on a cluster without Velero", () => {
     };
     const backup = (name: string, spec: object) => ({ apiVersion: "velero.io/v1", kind: "Backup", metadata: { name, namespace: "velero" }, spec });
     // Moments after the CRDs appear: the webhook's informers last saw them missing (their retry is 30 s away).
-    await until("the BackupStorageLocation created (its CRD established)", async () => create("backupstoragelocations", location), 30_000, 250);
+    await until("the BackupStorageLocation created (its CRD established)", async () => (await create("backupstoragelocations", location)) as object, 30_000, 250);
     await create("backups", backup("right-after-install", {}));
     // Its first Velero request made it list at once: a Backup to a location that does not exist is denied again.
     const denial = await until("a Backup to a missing location denied", async () => {
