@@ -15,6 +15,7 @@ import { startRealNode, sweepHost, type RealNode } from "../cluster/node/realNod
 import { awsPluginImage, veleroImage } from "../cluster/node/veleroImages.js";
 import { until } from "../cluster/wait.js";
 import { chartDir } from "../chart/helm.js";
+import { storeListing } from "../s3/inspect.js";
 import { helmOnNode, imageArchive, installChart, NAMESPACE, RELEASE } from "./chartInstall.js";
 import { withoutNode } from "./gate.js";
 
@@ -24,6 +25,8 @@ let node: RealNode | undefined;
 const folders: string[] = [];
 const timings: Record<string, number> = {};
 
+/** The chart's storage volume on the host (the first folder made). */
+const storeRoot = () => folders.find((dir) => path.basename(dir).startsWith("app-snapshots-velero-store-"))!;
 const started = () => {
   if (!node) throw new Error("the real node did not start");
   return node;
@@ -230,6 +233,44 @@ describe.skipIf(withoutNode)("Velero with kopia through our S3 endpoint, on the 
     expect(exec("db", "db", "ls -A /data/.velero /cache/.velero; find /data/.velero /cache/.velero -type f -size +0 | wc -l")).toBe(`/cache/.velero:\n${restoreUid}\n\n/data/.velero:\n${restoreUid}\n0\n`);
     await until("the post-restore hook's file", () => Promise.resolve(exec("db", "db", "cat /cache/restored-from-dump.txt 2>/dev/null || true").trim() === "20000" ? true : undefined), 60_000);
     console.log(`[velero] timings (s): ${JSON.stringify(timings)}`);
+  });
+
+  it("a backup whose storage pod is deleted while kopia uploads ends Completed or Failed with a reason, leaves no stray in the store, and the next backup Completes", async () => {
+    const core = started().kubeConfig.makeApiClient(CoreV1Api);
+    // Incompressible data, so kopia is still uploading when the storage pod goes.
+    exec("db", "db", "head -c 134217728 /dev/urandom > /cache/blob.bin");
+    velero(["backup", "create", "b2", "--include-namespaces", APP]);
+    const uploading = await until("b2's PodVolumeBackup of the cache uploading", () => {
+      const list = JSON.parse(kubectl(["-n", VELERO_NS, "get", "podvolumebackups", "-l", "velero.io/backup-name=b2", "-o", "json"])) as { items: Array<{ spec: { volume: string }; status?: { phase?: string; progress?: { bytesDone?: number } } }> };
+      const cache = list.items.find((p) => p.spec.volume === "cache");
+      return Promise.resolve(cache?.status?.phase === "InProgress" ? cache : undefined);
+    }, 120_000, 100);
+    const [storagePod] = (await core.listNamespacedPod({ namespace: NAMESPACE, labelSelector: "app.kubernetes.io/component=storage" })).items;
+    await core.deleteNamespacedPod({ name: storagePod!.metadata!.name!, namespace: NAMESPACE, gracePeriodSeconds: 0 });
+    const ended = await until("b2 to end", () => {
+      const backup = JSON.parse(kubectl(["-n", VELERO_NS, "get", "backup", "b2", "-o", "json"])) as { status?: { phase?: string; failureReason?: string; errors?: number } };
+      return Promise.resolve(["Completed", "Failed", "PartiallyFailed"].includes(backup.status?.phase ?? "") ? backup.status! : undefined);
+    }, 600_000, 1_000);
+    console.log(`[velero] storage deleted at ${uploading.status?.progress?.bytesDone ?? 0} bytes uploaded: b2 ${JSON.stringify(ended)}`);
+    if (ended.phase !== "Completed") {
+      // Failed with a reason: Velero says which volume and why, in the status or the backup's errors.
+      expect(ended.failureReason || (ended.errors ?? 0) > 0).toBeTruthy();
+      expect(velero(["backup", "describe", "b2", "--details", "--colorized=false"])).toMatch(/cache|storage|connection|EOF|timeout/i);
+    }
+    // The Deployment's new storage pod serves the same volume: nothing half-written is visible as an object.
+    await until("the storage pod back", async () => {
+      const pods = (await core.listNamespacedPod({ namespace: NAMESPACE, labelSelector: "app.kubernetes.io/component=storage" })).items;
+      return pods.some((p) => !p.metadata?.deletionTimestamp && p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")) ? true : undefined;
+    }, 120_000);
+    expect((await storeListing(storeRoot())).strays).toEqual([]);
+    velero(["backup", "create", "b3", "--include-namespaces", APP, "--wait"]);
+    const b3 = JSON.parse(kubectl(["-n", VELERO_NS, "get", "backup", "b3", "-o", "json"])) as { status: { phase: string } };
+    expect(b3.status.phase).toBe("Completed");
+    const pvbs = JSON.parse(kubectl(["-n", VELERO_NS, "get", "podvolumebackups", "-l", "velero.io/backup-name=b3", "-o", "json"])) as { items: Array<{ spec: { volume: string }; status: { phase: string } }> };
+    expect(pvbs.items.map((p) => [p.spec.volume, p.status.phase]).sort()).toEqual([
+      ["cache", "Completed"],
+      ["data", "Completed"],
+    ]);
   });
 
   it("serves velero backup describe, logs and download through presigned URLs to our storage", () => {
