@@ -8,6 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { AppsV1Api, CoreV1Api, CustomObjectsApi, type V1Pod } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createCa, issueCertificate } from "../../src/certs/authority.js";
 import { toolPath, veleroPaths } from "../cluster/binaries.js";
 import { run } from "../cluster/node/host.js";
 import { runPath } from "../cluster/node/layout.js";
@@ -20,6 +21,7 @@ import { helmOnNode, imageArchive, installChart, NAMESPACE, RELEASE } from "./ch
 import { withoutNode } from "./gate.js";
 
 const APP = "shop";
+const IMAGE = "ghcr.io/app-snapshots/app-snapshots:0.1.0";
 const VELERO_NS = "velero";
 let node: RealNode | undefined;
 const folders: string[] = [];
@@ -89,6 +91,66 @@ function volumeFor(name: string, dir: string) {
       nodeAffinity: { required: { nodeSelectorTerms: [{ matchExpressions: [{ key: "kubernetes.io/hostname", operator: "In", values: ["localhost"] }] }] } },
     },
   };
+}
+
+/**
+ * Another mutating webhook, as service meshes and security agents run them: it puts its own init container first
+ * in every pod of namespace shop, moving it there when a restored pod has it elsewhere. Our webhook (reinvocationPolicy IfNeeded) must put Velero's restore-wait back
+ * in front on restored pods. It runs in our image (its node binary), with a certificate made here.
+ */
+async function installOtherWebhook(kc: RealNode["kubeConfig"]): Promise<void> {
+  const core = kc.makeApiClient(CoreV1Api);
+  const ca = createCa({ commonName: "other-webhook-ca", validityDays: 1 });
+  const serving = issueCertificate(ca, { commonName: "other-webhook.other.svc", dnsNames: ["other-webhook.other.svc"], usage: "server", validityDays: 1 });
+  await core.createNamespace({ body: { metadata: { name: "other" } } });
+  await core.createNamespacedSecret({ namespace: "other", body: { metadata: { name: "tls" }, stringData: { "tls.crt": serving.certPem, "tls.key": serving.keyPem } } });
+  const init = { name: "other-init", image: started().images.busybox, imagePullPolicy: "Never", command: ["true"], securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] }, runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: "RuntimeDefault" } } };
+  const script = `
+    const https = await import("node:https"); const fs = await import("node:fs");
+    const init = ${JSON.stringify(init)};
+    https.createServer({ cert: fs.readFileSync("/tls/tls.crt"), key: fs.readFileSync("/tls/tls.key") }, (req, res) => {
+      let body = ""; req.on("data", (c) => (body += c)); req.on("end", () => {
+        const review = JSON.parse(body); const pod = review.request.object;
+        const at = (pod.spec.initContainers ?? []).findIndex((c) => c.name === init.name);
+        const patch = at === 0 ? [] : !pod.spec.initContainers ? [{ op: "add", path: "/spec/initContainers", value: [init] }]
+          : [...(at > 0 ? [{ op: "remove", path: "/spec/initContainers/" + at }] : []), { op: "add", path: "/spec/initContainers/0", value: init }];
+        res.setHeader("content-type", "application/json");
+        res.end(JSON.stringify({ apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", response: { uid: review.request.uid, allowed: true, patchType: "JSONPatch", patch: Buffer.from(JSON.stringify(patch)).toString("base64") } }));
+      });
+    }).listen(8443);`;
+  await core.createNamespacedPod({
+    namespace: "other",
+    body: {
+      metadata: { name: "other-webhook", labels: { app: "other-webhook" } },
+      spec: {
+        volumes: [{ name: "tls", secret: { secretName: "tls" } }],
+        containers: [{ name: "main", image: IMAGE, imagePullPolicy: "Never", command: ["/usr/local/bin/node", "--input-type=module", "-e", script], volumeMounts: [{ name: "tls", mountPath: "/tls" }], readinessProbe: { tcpSocket: { port: 8443 } } }],
+      },
+    },
+  });
+  await core.createNamespacedService({ namespace: "other", body: { metadata: { name: "other-webhook" }, spec: { selector: { app: "other-webhook" }, ports: [{ port: 443, targetPort: 8443 }] } } });
+  await until("the other webhook Ready", async () => ((await core.readNamespacedPod({ name: "other-webhook", namespace: "other" })).status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ? true : undefined), 60_000);
+  kubectl(
+    ["apply", "-f", "-"],
+    JSON.stringify({
+      apiVersion: "admissionregistration.k8s.io/v1",
+      kind: "MutatingWebhookConfiguration",
+      // Named after ours: the apiserver calls configurations in name order, so this one mutates last.
+      metadata: { name: "zz-other-injector" },
+      webhooks: [
+        {
+          name: "inject.other.example",
+          clientConfig: { service: { namespace: "other", name: "other-webhook" }, caBundle: Buffer.from(ca.certPem).toString("base64") },
+          rules: [{ apiGroups: [""], apiVersions: ["v1"], operations: ["CREATE"], resources: ["pods"] }],
+          namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": APP } },
+          failurePolicy: "Fail",
+          sideEffects: "None",
+          reinvocationPolicy: "Never",
+          admissionReviewVersions: ["v1"],
+        },
+      ],
+    }),
+  );
 }
 
 beforeAll(async () => {
@@ -178,6 +240,7 @@ describe.skipIf(withoutNode)("Velero with kopia through our S3 endpoint, on the 
       return pod.metadata?.annotations?.["backup.velero.io/backup-volumes"] ? pod.metadata.annotations : undefined;
     }, 30_000, 500);
     expect(annotated["backup.velero.io/backup-volumes"]).toBe("data,cache");
+    await installOtherWebhook(started().kubeConfig);
     await core.createNamespacedPod({ namespace: APP, body: appPod() });
     await until("the app Running", async () => ((await core.readNamespacedPod({ name: "db", namespace: APP })).status?.phase === "Running" ? true : undefined), 90_000);
     await until("the app's data written", () => Promise.resolve(exec("db", "db", "test -f /cache/hot.txt && wc -l < /data/table.txt").trim() === "20000" ? true : undefined), 30_000);
@@ -222,7 +285,8 @@ describe.skipIf(withoutNode)("Velero with kopia through our S3 endpoint, on the 
       const p = await core.readNamespacedPod({ name: "db", namespace: APP });
       return p.status?.phase === "Running" ? p : undefined;
     }, 120_000);
-    expect(pod.spec!.initContainers![0]!.name).toBe("restore-wait");
+    // Velero's restore-wait first, although the other webhook put its container first after ours had run.
+    expect(pod.spec!.initContainers!.map((c) => c.name)).toEqual(["restore-wait", "other-init"]);
     expect(pod.status!.initContainerStatuses![0]!.state?.terminated?.exitCode).toBe(0);
     expect({ table: exec("db", "db", "md5sum < /data/table.txt"), hot: exec("db", "db", "cat /cache/hot.txt") }).toEqual(before);
     // restore-wait saw every volume's done file. It cannot remove `.velero` here: it runs as non-root since Velero
