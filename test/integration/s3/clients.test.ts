@@ -5,10 +5,11 @@ import { open, readdir, readFile, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
-import { awsTool, kopiaTool, rcloneTool, resticTool, s3cmdTool } from "../../s3/clientTools.js";
-import { ACCESS_KEY, CREDENTIALS_FILE_TEXT, SECRET_KEY, startS3, type S3TestServer } from "../../s3/harness.js";
+import { kopiaTool, rcloneTool, resticTool, s3cmdTool } from "../../s3/clientTools.js";
+import { ACCESS_KEY, SECRET_KEY, startS3, type S3TestServer } from "../../s3/harness.js";
 import { storeListing } from "../../s3/inspect.js";
 import { runToolOk, type RunOptions, type ToolRun } from "../../s3/runTool.js";
+import { awsCli } from "../../s3/awsCli.js";
 
 /**
  * Real S3 clients against the in-process S3 server: kopia (the fork Velero links, both over HTTP with
@@ -390,31 +391,13 @@ describe("real S3 clients against the S3 server", () => {
 
   // --- awscli ------------------------------------------------------------------------------------
 
-  /** awscli with a private config (path addressing) and the test credentials; the machine's CA settings removed. */
-  function awsCli(t: string, signal: AbortSignal) {
-    const aws = awsTool();
-    // 20 parallel requests (the default is 10), as `aws configure set default.s3.max_concurrent_requests 20` sets.
-    writeFileSync(join(t, "config"), "[default]\ns3 =\n    addressing_style = path\n    max_concurrent_requests = 20\n");
-    writeFileSync(join(t, "credentials"), CREDENTIALS_FILE_TEXT);
-    const env: RunOptions["env"] = {
-      HOME: t,
-      AWS_CONFIG_FILE: join(t, "config"),
-      AWS_SHARED_CREDENTIALS_FILE: join(t, "credentials"),
-      AWS_DEFAULT_REGION: "us-east-1",
-      AWS_ACCESS_KEY_ID: undefined,
-      AWS_SECRET_ACCESS_KEY: undefined,
-      AWS_CA_BUNDLE: undefined,
-      REQUESTS_CA_BUNDLE: undefined,
-      SSL_CERT_FILE: undefined,
-    };
-    return (s3: S3TestServer, args: string[]) =>
-      runToolOk(aws, ["--endpoint-url", s3.url, ...(s3.ca ? ["--ca-bundle", join(s3.work, "ca.pem")] : []), ...args], { env, signal, timeoutMs: 100_000 });
-  }
+  // 20 parallel requests (the default is 10), as `aws configure set default.s3.max_concurrent_requests 20` sets.
+  const awsCliHere = (t: string, signal: AbortSignal) => awsCli(t, signal, { maxConcurrentRequests: 20 });
 
   it("awscli over HTTPS (--ca-bundle): mb, multipart and single cp, ls, head-object, cp down, sync, rm", async ({ signal }) => {
     const t = scratch("aws");
     const steps = new Steps("awscli https", [https]);
-    const aws = awsCli(t, signal);
+    const aws = awsCliHere(t, signal);
     const large = join(t, "large.bin");
     await writeRandomFile(large, 20 * MiB);
     const small = join(t, "small.txt");
@@ -467,7 +450,7 @@ describe("real S3 clients against the S3 server", () => {
   it("awscli over HTTP (signed payload hashes): multipart cp up and down", async ({ signal }) => {
     const t = scratch("aws-http");
     const steps = new Steps("awscli http", [http]);
-    const aws = awsCli(t, signal);
+    const aws = awsCliHere(t, signal);
     const large = join(t, "large.bin");
     await writeRandomFile(large, 12 * MiB);
     await steps.run("mb", () => aws(http, ["s3", "mb", "s3://aws-cli-http"]));

@@ -1,11 +1,10 @@
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DeleteObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { awsTool } from "../../s3/clientTools.js";
-import { ACCESS_KEY, CREDENTIALS_FILE_TEXT, SECRET_KEY, startS3, type S3TestServer } from "../../s3/harness.js";
-import { runToolOk, type RunOptions } from "../../s3/runTool.js";
+import { ACCESS_KEY, SECRET_KEY, startS3, type S3TestServer } from "../../s3/harness.js";
+import { awsCli } from "../../s3/awsCli.js";
 
 /** Keys ending in "/" with an empty body: what rclone --s3-directory-markers, the S3 console and S3 browsers' "create folder" write. */
 describe("folder markers", () => {
@@ -63,18 +62,8 @@ describe("folder markers", () => {
   // rclone's --s3-directory-markers needs rclone 1.64; Debian bookworm's (our pinned client) is 1.60. The AWS CLI
   // creates a folder as the S3 console does: put-object of "name/" with no body.
   it("awscli: put-object of a folder key, then s3 ls shows it as a folder and s3api lists it as a key", async ({ signal }) => {
-    writeFileSync(join(work, "config"), "[default]\ns3 =\n    addressing_style = path\n");
-    writeFileSync(join(work, "credentials"), CREDENTIALS_FILE_TEXT);
-    const env: RunOptions["env"] = {
-      HOME: work,
-      AWS_CONFIG_FILE: join(work, "config"),
-      AWS_SHARED_CREDENTIALS_FILE: join(work, "credentials"),
-      AWS_DEFAULT_REGION: "us-east-1",
-      AWS_ACCESS_KEY_ID: undefined,
-      AWS_SECRET_ACCESS_KEY: undefined,
-      AWS_CA_BUNDLE: undefined,
-    };
-    const aws = (args: string[]) => runToolOk(awsTool(), ["--endpoint-url", s3.url, ...args], { env, signal, timeoutMs: 60_000 });
+    const cli = awsCli(work, signal, { timeoutMs: 60_000 });
+    const aws = (args: string[]) => cli(s3, args);
     await aws(["s3api", "put-object", "--bucket", "bkt", "--key", "made-by-aws/"]);
     await aws(["s3api", "put-object", "--bucket", "bkt", "--key", "made-by-aws/inner/"]);
     expect((await aws(["s3", "ls", "s3://bkt/made-by-aws/"])).stdout).toMatch(/^\s+PRE inner\/$/m);

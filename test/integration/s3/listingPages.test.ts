@@ -3,10 +3,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CreateBucketCommand, ListBucketsCommand, ListObjectsCommand, ListObjectVersionsCommand, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { awsTool } from "../../s3/clientTools.js";
-import { ACCESS_KEY, CREDENTIALS_FILE_TEXT, SECRET_KEY, startS3, type S3TestServer } from "../../s3/harness.js";
-import { runToolOk, type RunOptions } from "../../s3/runTool.js";
+import { ACCESS_KEY, SECRET_KEY, startS3, type S3TestServer } from "../../s3/harness.js";
 import { send, signRequest } from "../../s3/signer.js";
+import { awsCli } from "../../s3/awsCli.js";
 
 const FOLDERS = Array.from({ length: 1001 }, (_, i) => `f${String(i).padStart(4, "0")}/`);
 
@@ -35,18 +34,8 @@ describe("listing pages", () => {
   });
 
   function aws(signal: AbortSignal) {
-    writeFileSync(join(work, "config"), "[default]\ns3 =\n    addressing_style = path\n");
-    writeFileSync(join(work, "credentials"), CREDENTIALS_FILE_TEXT);
-    const env: RunOptions["env"] = {
-      HOME: work,
-      AWS_CONFIG_FILE: join(work, "config"),
-      AWS_SHARED_CREDENTIALS_FILE: join(work, "credentials"),
-      AWS_DEFAULT_REGION: "us-east-1",
-      AWS_ACCESS_KEY_ID: undefined,
-      AWS_SECRET_ACCESS_KEY: undefined,
-      AWS_CA_BUNDLE: undefined,
-    };
-    return (args: string[]) => runToolOk(awsTool(), ["--endpoint-url", s3.url, ...args], { env, signal, timeoutMs: 100_000 });
+    const cli = awsCli(work, signal);
+    return (args: string[]) => cli(s3, args);
   }
 
   it("aws s3api list-objects (v1, paged by NextMarker) lists 1,001 folders as 1,001 common prefixes", async ({ signal }) => {

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -11,9 +11,10 @@ import {
   UploadPartCopyCommand,
 } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { awsTool, rcloneTool } from "../../s3/clientTools.js";
-import { ACCESS_KEY, CREDENTIALS_FILE_TEXT, SECRET_KEY, startS3, type S3TestServer } from "../../s3/harness.js";
+import { rcloneTool } from "../../s3/clientTools.js";
+import { ACCESS_KEY, SECRET_KEY, startS3, type S3TestServer } from "../../s3/harness.js";
 import { runToolOk, type RunOptions } from "../../s3/runTool.js";
+import { awsCli } from "../../s3/awsCli.js";
 
 const MiB = 1024 * 1024;
 const md5 = (b: Buffer) => createHash("md5").update(b).digest("hex");
@@ -71,18 +72,8 @@ describe("UploadPartCopy", () => {
   });
 
   it("aws s3 cp and mv between keys over the 8 MiB multipart threshold (server-side UploadPartCopy)", async ({ signal }) => {
-    writeFileSync(join(work, "config"), "[default]\ns3 =\n    addressing_style = path\n");
-    writeFileSync(join(work, "credentials"), CREDENTIALS_FILE_TEXT);
-    const env: RunOptions["env"] = {
-      HOME: work,
-      AWS_CONFIG_FILE: join(work, "config"),
-      AWS_SHARED_CREDENTIALS_FILE: join(work, "credentials"),
-      AWS_DEFAULT_REGION: "us-east-1",
-      AWS_ACCESS_KEY_ID: undefined,
-      AWS_SECRET_ACCESS_KEY: undefined,
-      AWS_CA_BUNDLE: undefined,
-    };
-    const aws = (args: string[]) => runToolOk(awsTool(), ["--endpoint-url", s3.url, "--debug", ...args], { env, signal, timeoutMs: 100_000 });
+    const cli = awsCli(work, signal, { globalArgs: ["--debug"] });
+    const aws = (args: string[]) => cli(s3, args);
     const cp = await aws(["s3", "cp", "s3://bkt/big/source.bin", "s3://other/by-cli/copy.bin"]);
     // The CLI did copy server-side, in parts.
     expect(cp.stderr).toMatch(/UploadPartCopy/);
