@@ -170,7 +170,10 @@ export function registerWebhook(program: Command): void {
         lifecycle.addReadinessCheck("informers synced", () => state.isSynced);
         lifecycle.onShutdown(() => state.stop());
         current = () => state.current();
-        const lookups = new VeleroLookups(kc, { checkSecretKeys: options.checkVeleroSecretKeys === true });
+        const lookups = new VeleroLookups(kc, {
+          checkSecretKeys: options.checkVeleroSecretKeys === true,
+          onLookupFailed: (what, err) => log.warn({ lookup: what, err: String(err) }, "Velero lookup failed; judged without it"),
+        });
         // Only Velero requests read serviceAccounts, and each of them passes through here.
         prepareVelero = (review, snapshot) => {
           state.listUnlistedNow();

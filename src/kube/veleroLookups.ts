@@ -11,7 +11,16 @@ const isNotFound = (err: unknown) => (err as { code?: number }).code === 404;
 export interface VeleroLookupsOptions {
   /** Read the Secrets a location names (keys only); without it the rules say the keys were not checked. */
   checkSecretKeys: boolean;
+  /**
+   * How long one lookup may take (default 2 s). The apiserver waits at most the webhook's timeoutSeconds (10 s in
+   * the chart) and then fails the request closed, so a slow lookup is dropped and its answer counts as unknown.
+   */
+  timeoutMs?: number;
+  /** Told about each lookup that failed or timed out. */
+  onLookupFailed?: (what: string, err: unknown) => void;
 }
+
+const DEFAULT_TIMEOUT_MS = 2_000;
 
 interface VeleroServer {
   tag: string | undefined;
@@ -54,21 +63,41 @@ export class VeleroLookups {
         ? [...new Set([review.request.object, review.request.oldObject].flatMap((o) => secretNamesOf(o as BackupStorageLocation | undefined)))]
         : [];
     const [secrets, server, nodeCount] = await Promise.all([
-      Promise.all(secretNames.map(async (name) => [`${namespace}/${name}`, await this.secretKeys(namespace, name)] as const)),
-      this.veleroServer(namespace),
-      kind === "BackupStorageLocation" ? this.nodeCount() : Promise.resolve(state.velero.nodeCount),
+      this.bounded(`Secrets ${secretNames.join(", ")}`, Promise.all(secretNames.map(async (name) => [`${namespace}/${name}`, await this.secretKeys(namespace, name)] as const))),
+      this.bounded(`the Velero Deployment in ${namespace}`, this.veleroServer(namespace)),
+      kind === "BackupStorageLocation" ? this.bounded("the node count", this.nodeCount()) : Promise.resolve(state.velero.nodeCount),
     ]);
     const velero = { ...state.velero, nodeCount };
-    if (this.options.checkSecretKeys) {
+    // A lookup that failed tells nothing: the Secrets stay unknown (the rules say "not checked"), so does the rest.
+    if (this.options.checkSecretKeys && secrets) {
       // Known for what was read: a Secret missing from the map does not exist.
       const secretMap = new Map(state.velero.secrets ?? []);
       for (const [key, keys] of secrets) if (keys) secretMap.set(key, keys);
       velero.secrets = secretMap;
     }
-    if (server.tag) velero.versions = new Map(state.velero.versions).set(namespace, server.tag);
-    if (server.defaultVolumesToFsBackup !== undefined) velero.defaultVolumesToFsBackup = new Map(state.velero.defaultVolumesToFsBackup).set(namespace, server.defaultVolumesToFsBackup);
-    if (server.defaultBackupLocation !== undefined) velero.defaultBackupLocation = new Map(state.velero.defaultBackupLocation).set(namespace, server.defaultBackupLocation);
+    if (server?.tag) velero.versions = new Map(state.velero.versions).set(namespace, server.tag);
+    if (server?.defaultVolumesToFsBackup !== undefined) velero.defaultVolumesToFsBackup = new Map(state.velero.defaultVolumesToFsBackup).set(namespace, server.defaultVolumesToFsBackup);
+    if (server?.defaultBackupLocation !== undefined) velero.defaultBackupLocation = new Map(state.velero.defaultBackupLocation).set(namespace, server.defaultBackupLocation);
     return { ...state, velero };
+  }
+
+  /** The lookup's answer, or undefined when it failed or took longer than the timeout. */
+  private async bounded<T>(what: string, lookup: Promise<T>): Promise<T | undefined> {
+    const timeoutMs = this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    let timer: NodeJS.Timeout | undefined;
+    // The typed client takes no abort signal: a lookup past its time is abandoned (its socket is the client's).
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      return await Promise.race([lookup, deadline]);
+    } catch (err) {
+      this.options.onLookupFailed?.(what, err);
+      return undefined;
+    } finally {
+      clearTimeout(timer);
+      lookup.catch(() => undefined);
+    }
   }
 
   private async secretKeys(namespace: string, name: string): Promise<string[] | undefined> {
