@@ -18,6 +18,7 @@ import { parseCredentials, watchCredentials } from "../s3/credentials.js";
 import { MultipartUploads } from "../s3/multipart.js";
 import { DEFAULT_MAX_UPLOADS, S3_MAX_HEADER_BYTES, s3Handler } from "../s3/server.js";
 import { MAX_PRESIGNED_SECONDS, presignGet } from "../s3/sigv4.js";
+import { StoreBackend } from "../s3/storeBackend.js";
 import { parseGoDuration } from "../velero/duration.js";
 import { collect, durationMs } from "./options.js";
 
@@ -221,8 +222,7 @@ async function serveStorage(options: ServeOptions): Promise<void> {
     timer.unref();
     lifecycle.onShutdown(() => clearInterval(timer));
     const handler = s3Handler({
-      store,
-      uploads,
+      backend: new StoreBackend(store, uploads),
       credentials: credentials.current,
       log,
       metrics,

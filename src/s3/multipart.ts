@@ -47,9 +47,9 @@ export interface CompleteOptions {
   onAssemble?: () => void;
 }
 
-/** What Complete answers: the object's ETag (named md5 like the store's ObjectInfo) and checksums. */
+/** What Complete answers: the object's ETag ("-N" form) and checksums. */
 export interface CompleteResult {
-  md5: string;
+  etag: string;
   size: number;
   lastModified: Date;
   checksums: Record<string, string>;
@@ -136,8 +136,8 @@ export class MultipartUploads {
           if (err instanceof StorageError && err.code === "NoSuchKey") return undefined;
           throw err;
         });
-        if (info?.md5) {
-          parts.push({ partNumber: Number(listed.key.slice(5)), etag: info.md5, size: info.size, lastModified: info.lastModified, checksums: info.checksums });
+        if (info?.etag) {
+          parts.push({ partNumber: Number(listed.key.slice(5)), etag: info.etag, size: info.size, lastModified: info.lastModified, checksums: info.checksums });
         }
       }
       token = page.nextContinuationToken;
@@ -166,7 +166,7 @@ export class MultipartUploads {
     const done = /^[0-9a-f]{32}$/.test(uploadId) ? await this.completed.get(uploadId) : undefined;
     if (done) {
       if (done.bucket !== bucket || done.key !== key || done.partsDigest !== partsDigest(requested)) throw noSuchUpload();
-      return { md5: done.etag, size: done.size, lastModified: new Date(done.lastModified), checksums: done.checksums, ...(done.checksumType ? { checksumType: done.checksumType } : {}) };
+      return { etag: done.etag, size: done.size, lastModified: new Date(done.lastModified), checksums: done.checksums, ...(done.checksumType ? { checksumType: done.checksumType } : {}) };
     }
     const { record, parts } = await this.listParts(bucket, key, uploadId);
     if (requested.length === 0) throw new S3Error("MalformedXML", "the part list is empty: name at least one part");
@@ -230,7 +230,7 @@ export class MultipartUploads {
     await this.completed.add(uploadId, {
       bucket,
       key,
-      etag: result.md5,
+      etag: result.etag,
       size: result.size,
       lastModified: result.lastModified.getTime(),
       checksums: result.checksums,
@@ -238,7 +238,7 @@ export class MultipartUploads {
       partsDigest: partsDigest(requested),
     } satisfies CompletedUpload);
     await this.remove(uploadId);
-    return { md5: result.md5, size: result.size, lastModified: result.lastModified, checksums: result.checksums, ...(plan.type ? { checksumType: plan.type } : {}) };
+    return { etag: result.etag, size: result.size, lastModified: result.lastModified, checksums: result.checksums, ...(plan.type ? { checksumType: plan.type } : {}) };
   }
 
   /**
@@ -278,7 +278,7 @@ export class MultipartUploads {
     });
     if (condition.ifAbsent && current) throw new S3Error("PreconditionFailed", "At least one of the pre-conditions you specified did not hold (If-None-Match: the key exists)");
     if (condition.ifEtag !== undefined && !current) throw new S3Error("NoSuchKey", "The specified key does not exist.");
-    if (condition.ifEtag !== undefined && current?.md5 !== condition.ifEtag) throw new S3Error("PreconditionFailed", "At least one of the pre-conditions you specified did not hold (If-Match)");
+    if (condition.ifEtag !== undefined && current?.etag !== condition.ifEtag) throw new S3Error("PreconditionFailed", "At least one of the pre-conditions you specified did not hold (If-Match)");
   }
 
   async abort(bucket: string, key: string, uploadId: string): Promise<void> {

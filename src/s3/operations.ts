@@ -10,7 +10,7 @@ export type { RequestContext } from "./handlers/context.js";
 /**
  * Every operation and its handler, by resource: buckets, listings, objects, multipart uploads
  * (as minio's cmd/*-handlers.go). Handlers decide with the pure functions beside them
- * (preconditions, copy source ranges, part ranges, checksums) and act through the store.
+ * (preconditions, copy source ranges, part ranges, checksums) and act through the S3Backend.
  */
 export const OPERATIONS: Record<Operation, Handler> = {
   ...BUCKET_HANDLERS,

@@ -2,20 +2,19 @@ import { randomBytes } from "node:crypto";
 import type http from "node:http";
 import type { Logger } from "../server/logger.js";
 import type { StorageMetrics } from "../storage/metrics.js";
-import type { ObjectStore } from "../storage/store.js";
+import type { S3Backend } from "./backend.js";
 import type { Credentials } from "./credentials.js";
 import { errorElements } from "./errorDocument.js";
 import { S3Error, toS3Error } from "./errors.js";
 import type { KeepAliveTiming } from "./handlers/keepAlive.js";
-import type { MultipartUploads } from "./multipart.js";
 import { OPERATIONS, type RequestContext } from "./operations.js";
 import { NotImplementedError, route, type Operation, type Route } from "./routing.js";
 import { authenticate, type AuthContext } from "./sigv4.js";
 import { xmlDocument } from "./xml.js";
 
 export interface S3ServerOptions {
-  store: ObjectStore;
-  uploads: MultipartUploads;
+  /** Buckets, objects and multipart uploads: the only way handlers reach storage. */
+  backend: S3Backend;
   credentials: () => Credentials;
   log: Logger;
   metrics: StorageMetrics;

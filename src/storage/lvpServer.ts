@@ -85,7 +85,7 @@ export function lvpHandler(options: LvpServerOptions): http.RequestListener {
       res.setHeader("accept-ranges", "bytes");
       res.setHeader("last-modified", info.lastModified.toUTCString());
       res.setHeader("content-type", info.contentType);
-      if (info.md5) res.setHeader("etag", `"${info.md5}"`);
+      if (info.etag) res.setHeader("etag", `"${info.etag}"`);
       const range = decideRange(req.headers.range, info.size);
       if (range.kind === "unsatisfiable") {
         await object.close();

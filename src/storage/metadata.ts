@@ -27,7 +27,8 @@ export interface MetadataRecord extends ObjectMetadata {
   size: number;
   /**
    * The S3 ETag without quotes: hex MD5 of the body, or for a multipart upload the MD5 of the part MD5s
-   * plus "-N". Named md5 since the first record format (v1); readers of existing stores depend on it.
+   * plus "-N". On disk it keeps its v1 name `md5`, so records in existing stores read as they are and
+   * an older release (a rollback) still reads records written now; the store maps it to `etag`.
    */
   md5: string;
   /** Epoch ms when the write completed. */

@@ -43,7 +43,7 @@ export interface ObjectInfo {
    * The S3 ETag without quotes: hex MD5 of the body, or MD5-of-part-MD5s "-N" for a multipart
    * upload; only when the store wrote the object (files placed by others, e.g. LVP, have none).
    */
-  md5?: string;
+  etag?: string;
   contentType: string;
   contentEncoding?: string;
   userMetadata: Record<string, string>;
@@ -81,7 +81,7 @@ export interface PutOptions extends Partial<ObjectMetadata> {
 }
 
 export interface PutResult extends ObjectInfo {
-  md5: string;
+  etag: string;
   digests: Partial<Record<HashAlgorithm, Buffer>>;
 }
 
@@ -294,6 +294,7 @@ export class ObjectStore {
         v: 1,
         key,
         size: writer.bytes,
+        // The record keeps the ETag under its v1 name `md5` (see MetadataRecord).
         md5: options.etag ?? md5!.toString("hex"),
         lastModified: now.getTime(),
         contentType: options.contentType ?? DEFAULT_CONTENT_TYPE,
@@ -321,7 +322,7 @@ export class ObjectStore {
       } finally {
         await previous?.handle?.close().catch(() => undefined);
       }
-      return { ...this.info(bucket, key, record), md5: record.md5, digests };
+      return { ...this.info(bucket, key, record), etag: record.md5, digests };
     } catch (err) {
       hashes.abort();
       await file?.close().catch(() => undefined);
@@ -488,13 +489,14 @@ export class ObjectStore {
 
   // --- internals -----------------------------------------------------------------------------
 
+  /** The record as callers see it: its `md5` field (the on-disk name, kept for existing stores) is the ETag. */
   private info(bucket: string, key: string, record: MetadataRecord): ObjectInfo {
     return {
       bucket,
       key,
       size: record.size,
       lastModified: new Date(record.lastModified),
-      md5: record.md5,
+      etag: record.md5,
       contentType: record.contentType,
       ...(record.contentEncoding ? { contentEncoding: record.contentEncoding } : {}),
       userMetadata: record.userMetadata,

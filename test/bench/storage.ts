@@ -261,7 +261,7 @@ async function main(): Promise<string> {
     const childSampledPeak = childRss.stop();
     if (code !== 0) throw new Error(`the PUT child exited with ${code}:\n${child.tail()}`);
     const putLine = readFileSync(putLog, "utf8").trim().split("\n").filter((l) => l.startsWith("{")).at(-1)!;
-    const put = JSON.parse(putLine) as { seconds: number; size: number; md5: string; idleRssKiB: number; peakRssKiB: number };
+    const put = JSON.parse(putLine) as { seconds: number; size: number; etag: string; idleRssKiB: number; peakRssKiB: number };
     const hugePut = gibps(put.size, put.seconds);
     log(`  ${fmt(hugePut)}; child RSS ${(put.idleRssKiB / KiB).toFixed(0)} MiB before the PUT, peak (VmHWM) ${(put.peakRssKiB / KiB).toFixed(0)} MiB (sampled peak ${childSampledPeak.toFixed(0)} MiB)`);
 

@@ -18,4 +18,4 @@ const seconds = (performance.now() - started) / 1000;
 const peakRssKiB = statusKiB("self", "VmHWM");
 await store.close();
 if (result.size !== size) throw new Error(`stored ${result.size} bytes, expected ${size}`);
-console.log(JSON.stringify({ seconds, size: result.size, md5: result.md5, idleRssKiB, peakRssKiB }));
+console.log(JSON.stringify({ seconds, size: result.size, etag: result.etag, idleRssKiB, peakRssKiB }));

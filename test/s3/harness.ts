@@ -5,6 +5,7 @@ import { createCa, issueCertificate, type KeyPair } from "../../src/certs/author
 import { parseCredentials } from "../../src/s3/credentials.js";
 import { MultipartUploads } from "../../src/s3/multipart.js";
 import { S3_MAX_HEADER_BYTES, s3Handler, type S3ServerOptions } from "../../src/s3/server.js";
+import { StoreBackend } from "../../src/s3/storeBackend.js";
 import { listen, type RunningServer } from "../../src/server/http.js";
 import { createLogger } from "../../src/server/logger.js";
 import { createMetricsRegistry } from "../../src/server/metrics.js";
@@ -64,8 +65,7 @@ export async function startS3(options: StartOptions = {}): Promise<S3TestServer>
   }
   const credentials = parseCredentials(CREDENTIALS_FILE_TEXT);
   const handler = s3Handler({
-    store,
-    uploads,
+    backend: new StoreBackend(store, uploads),
     credentials: () => credentials,
     log,
     metrics,

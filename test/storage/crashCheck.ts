@@ -263,8 +263,8 @@ export async function checkCrash(root: string, seed: string, lines: readonly str
       const chunks: Buffer[] = [];
       for await (const chunk of object.stream()) chunks.push(chunk as Buffer);
       const streamed = Buffer.concat(chunks);
-      if (info.md5 === undefined) violations.push(`${where}: data without metadata (info.md5 is undefined)`);
-      else if (info.md5 !== md5) violations.push(`${where}: metadata md5 ${info.md5} but the bytes have md5 ${md5}`);
+      if (info.etag === undefined) violations.push(`${where}: data without metadata (info.etag is undefined)`);
+      else if (info.etag !== md5) violations.push(`${where}: metadata ETag ${info.etag} but the bytes have md5 ${md5}`);
       if (info.size !== bytes.length) violations.push(`${where}: metadata size ${info.size} but the file has ${bytes.length} bytes`);
       if (!streamed.equals(bytes)) violations.push(`${where}: the store streamed other bytes than the file holds`);
     }

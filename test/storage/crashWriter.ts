@@ -60,7 +60,7 @@ async function crashLoop(root: string, seed: string, firstVersion: number): Prom
         expectedSize: lie === "size" ? size + 1 : size,
         ...(lie === "md5" ? { expectedMd5: Buffer.alloc(16, 7) } : {}),
       });
-      say(`ACK ${key} ${version} ${result.md5} ${result.size}`);
+      say(`ACK ${key} ${version} ${result.etag} ${result.size}`);
     } catch (err) {
       if (!(lie && err instanceof StorageError)) throw err;
       say(`FAIL ${key} ${version} ${err.code}`);
@@ -77,7 +77,7 @@ async function sameKey(root: string, bucket: string, key: string, seed: string, 
     input.close();
     for (let i = 0; i < count; i++) {
       const result = await store.put(bucket, key, body(seed, key, version, size), { expectedSize: size });
-      say(`ACK ${key} ${version} ${result.md5} ${result.size}`);
+      say(`ACK ${key} ${version} ${result.etag} ${result.size}`);
     }
   } finally {
     await store.close();

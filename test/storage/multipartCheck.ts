@@ -74,7 +74,7 @@ export async function checkMultipartCrash(
       if (match === undefined) violations.push(`the object (${bytes.length} bytes) is no started version: partial or mixed`);
       else {
         stored = match;
-        if (object.info.md5 !== versionEtag(seed, match)) violations.push(`version ${match} has ETag ${object.info.md5}, expected ${versionEtag(seed, match)}`);
+        if (object.info.etag !== versionEtag(seed, match)) violations.push(`version ${match} has ETag ${object.info.etag}, expected ${versionEtag(seed, match)}`);
         if (newestAck !== null && match < newestAck) violations.push(`version ${match} is stored, but version ${newestAck} was acknowledged`);
       }
     } catch (err) {

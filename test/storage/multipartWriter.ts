@@ -33,11 +33,11 @@ async function main(root: string, seed: string, first: number): Promise<never> {
     const parts: Array<{ partNumber: number; etag: string }> = [];
     for (const [index, part] of versionParts(seed, version).entries()) {
       const result = await uploads.uploadPart(MPU_BUCKET, MPU_KEY, id, index + 1, Readable.from([part]), {});
-      parts.push({ partNumber: index + 1, etag: result.md5 });
+      parts.push({ partNumber: index + 1, etag: result.etag });
     }
     say(`COMPLETE ${version}`);
     const done = await uploads.complete(MPU_BUCKET, MPU_KEY, id, parts);
-    say(`ACK ${version} ${done.md5}`);
+    say(`ACK ${version} ${done.etag}`);
   }
 }
 

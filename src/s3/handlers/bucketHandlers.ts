@@ -10,7 +10,7 @@ const MAX_BUCKETS = 10_000;
 export const BUCKET_HANDLERS = {
   ListBuckets: async (c) => {
     const q = c.route.query;
-    const buckets = await c.options.store.listBuckets();
+    const buckets = await c.options.backend.listBuckets();
     const page = pageOfBuckets(
       buckets.map((b) => b.name),
       { maxBuckets: param(q, "max-buckets"), continuationToken: param(q, "continuation-token"), prefix: param(q, "prefix") },
@@ -46,16 +46,15 @@ export const BUCKET_HANDLERS = {
     refuseNonPrivateAcl(c);
     const body = await readSmallBody(c);
     if (body.length > 0) checkLocationConstraint(textOf(parseXml(body, "CreateBucketConfiguration"), "LocationConstraint"), c.options.region);
-    await c.options.store.createBucket(c.route.bucket);
+    await c.options.backend.createBucket(c.route.bucket);
     c.res.setHeader("location", `/${c.route.bucket}`);
     c.res.end();
   },
 
   DeleteBucket: async (c) => {
     refuseBucketChanges(c);
-    await c.options.store.deleteBucket(c.route.bucket);
-    // Unfinished uploads into the bucket go with it.
-    for (const { uploadId, record } of await c.options.uploads.list(c.route.bucket)) await c.options.uploads.abort(c.route.bucket, record.key, uploadId);
+    // The backend aborts the bucket's unfinished uploads with it.
+    await c.options.backend.deleteBucket(c.route.bucket);
     c.res.statusCode = 204;
     c.res.end();
   },

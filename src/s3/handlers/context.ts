@@ -38,7 +38,7 @@ export function sendRaw(c: RequestContext, status: number, body: string): void {
 export async function requireBucket(c: RequestContext): Promise<void> {
   const problem = bucketNameProblem(c.route.bucket);
   if (problem) throw new S3Error("InvalidBucketName", problem);
-  if (!(await c.options.store.bucketExists(c.route.bucket))) throw new S3Error("NoSuchBucket", "The specified bucket does not exist");
+  if (!(await c.options.backend.bucketExists(c.route.bucket))) throw new S3Error("NoSuchBucket", "The specified bucket does not exist");
 }
 
 /** `Expect: 100-continue`: the request was checked, now ask for the body. */

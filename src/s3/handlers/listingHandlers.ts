@@ -86,7 +86,7 @@ export const LISTING_HANDLERS = {
     const prefix = param(q, "prefix") ?? "";
     const keyMarker = param(q, "key-marker") ?? "";
     const uploadIdMarker = param(q, "upload-id-marker") ?? "";
-    const all = (await c.options.uploads.list(c.route.bucket)).filter(
+    const all = (await c.options.backend.listMultipartUploads(c.route.bucket)).filter(
       ({ uploadId, record }) => record.key.startsWith(prefix) && (record.key > keyMarker || (record.key === keyMarker && uploadId > uploadIdMarker)),
     );
     const page = all.slice(0, maxUploads);
@@ -171,7 +171,7 @@ async function listPage(
     return { objects: [], commonPrefixes: [], isTruncated: false };
   }
   try {
-    return await c.options.store.list(c.route.bucket, options);
+    return await c.options.backend.listObjects(c.route.bucket, options);
   } catch (err) {
     if (err instanceof StorageError && err.code === "InvalidArgument") throw new S3Error("InvalidArgument", err.reason);
     throw err;

@@ -1,4 +1,3 @@
-import { Readable } from "node:stream";
 import { keyProblem, printable } from "../../storage/keys.js";
 import { copySourceRange, parseCopySource } from "../copySource.js";
 import { errorElements } from "../errorDocument.js";
@@ -19,7 +18,7 @@ export const MULTIPART_HANDLERS = {
   CreateMultipartUpload: async (c) => {
     refuseUnsupportedWriteHeaders(c);
     const checksum = uploadChecksumOf(c.header("x-amz-checksum-algorithm"), c.header("x-amz-checksum-type"));
-    const uploadId = await c.options.uploads.create({
+    const uploadId = await c.options.backend.createMultipartUpload({
       bucket: c.route.bucket,
       key: keyChecked(c),
       contentType: c.header("content-type") ?? undefined,
@@ -44,13 +43,13 @@ export const MULTIPART_HANDLERS = {
     const partNumber = Number(param(c.route.query, "partNumber"));
     checkPartNumber(partNumber);
     // Refuse unknown uploads before the body is sent (Expect: 100-continue).
-    const record = await c.options.uploads.check(c.route.bucket, c.route.key, uploadId);
+    const record = await c.options.backend.getMultipartUpload(c.route.bucket, c.route.key, uploadId);
     // A part of an upload created with a checksum algorithm gets that checksum even when the client sends none.
-    const incoming = incomingBody({ header: c.header, stream: c.req }, c.auth, c.options.store.maxObjectBytes, uploadAlgorithm(record.checksumAlgorithm));
+    const incoming = incomingBody({ header: c.header, stream: c.req }, c.auth, c.options.backend.maxObjectBytes, uploadAlgorithm(record.checksumAlgorithm));
     continueUpload(c);
-    const result = await c.options.uploads.uploadPart(c.route.bucket, c.route.key, uploadId, partNumber, incoming.body, incoming.options);
+    const result = await c.options.backend.uploadPart(c.route.bucket, c.route.key, uploadId, partNumber, incoming.body, incoming.options);
     c.options.metrics.bytesReceived.inc({ server: "s3" }, result.size);
-    c.res.setHeader("etag", `"${result.md5}"`);
+    c.res.setHeader("etag", `"${result.etag}"`);
     setChecksumHeaders(c.res, result.checksums);
     c.res.end();
   },
@@ -60,14 +59,14 @@ export const MULTIPART_HANDLERS = {
     const partNumber = Number(param(c.route.query, "partNumber"));
     checkPartNumber(partNumber);
     const source = parseCopySource(c.header("x-amz-copy-source")!);
-    const record = await c.options.uploads.check(c.route.bucket, c.route.key, uploadId);
+    const record = await c.options.backend.getMultipartUpload(c.route.bucket, c.route.key, uploadId);
     await readSmallBody(c);
     const object = await openCopySource(c, source);
     let range: { start: number; end: number };
     try {
       range = copySourceRange(c.header("x-amz-copy-source-range"), object.info.size);
-      if (range.end - range.start + 1 > c.options.store.maxObjectBytes) {
-        throw new S3Error("InvalidArgument", `a part may be at most ${c.options.store.maxObjectBytes} bytes; copy a smaller x-amz-copy-source-range`);
+      if (range.end - range.start + 1 > c.options.backend.maxObjectBytes) {
+        throw new S3Error("InvalidArgument", `a part may be at most ${c.options.backend.maxObjectBytes} bytes; copy a smaller x-amz-copy-source-range`);
       }
     } catch (err) {
       await object.close();
@@ -75,10 +74,7 @@ export const MULTIPART_HANDLERS = {
     }
     const algorithm = uploadAlgorithm(record.checksumAlgorithm);
     const checksums: Record<string, string> = {};
-    // A zero-byte source has no range to stream.
-    const empty = range.end < range.start;
-    if (empty) await object.close();
-    const result = await c.options.uploads.uploadPart(c.route.bucket, c.route.key, uploadId, partNumber, empty ? Readable.from([]) : object.stream(range), {
+    const result = await c.options.backend.uploadPartCopy(c.route.bucket, c.route.key, uploadId, partNumber, object, range, {
       expectedSize: range.end - range.start + 1,
       digests: algorithm ? [algorithm] : [],
       checksums,
@@ -88,7 +84,7 @@ export const MULTIPART_HANDLERS = {
     });
     sendXml(c, 200, "CopyPartResult", [
       ["LastModified", result.lastModified.toISOString()],
-      ["ETag", `"${result.md5}"`],
+      ["ETag", `"${result.etag}"`],
       ...checksumElements(result.checksums),
     ]);
   },
@@ -111,7 +107,7 @@ export const MULTIPART_HANDLERS = {
     });
     const answer = new KeepAliveAnswer(c.res, c.options.completeKeepAlive ?? DEFAULT_KEEP_ALIVE);
     try {
-      const result = await c.options.uploads.complete(c.route.bucket, c.route.key, uploadId, parts, {
+      const result = await c.options.backend.completeMultipartUpload(c.route.bucket, c.route.key, uploadId, parts, {
         condition,
         checksum,
         onAssemble: () => answer.start(),
@@ -121,7 +117,7 @@ export const MULTIPART_HANDLERS = {
           ["Location", `/${c.route.bucket}/${c.route.key}`],
           ["Bucket", c.route.bucket],
           ["Key", c.route.key],
-          ["ETag", `"${result.md5}"`],
+          ["ETag", `"${result.etag}"`],
           ...checksumElements(result.checksums),
           ["ChecksumType", result.checksumType],
         ]),
@@ -137,7 +133,7 @@ export const MULTIPART_HANDLERS = {
   },
 
   AbortMultipartUpload: async (c) => {
-    await c.options.uploads.abort(c.route.bucket, c.route.key, param(c.route.query, "uploadId") ?? "");
+    await c.options.backend.abortMultipartUpload(c.route.bucket, c.route.key, param(c.route.query, "uploadId") ?? "");
     c.res.statusCode = 204;
     c.res.end();
   },
@@ -147,7 +143,7 @@ export const MULTIPART_HANDLERS = {
     const maxParts = maxKeysOf(c.route.query, "max-parts");
     const marker = Number(param(c.route.query, "part-number-marker") ?? "0");
     if (!Number.isInteger(marker) || marker < 0) throw new S3Error("InvalidArgument", "part-number-marker must be a part number");
-    const { record, parts } = await c.options.uploads.listParts(c.route.bucket, c.route.key, uploadId);
+    const { record, parts } = await c.options.backend.listParts(c.route.bucket, c.route.key, uploadId);
     const after = parts.filter((p) => p.partNumber > marker);
     const page = after.slice(0, maxParts);
     const truncated = after.length > page.length;

@@ -27,12 +27,12 @@ export const OBJECT_HANDLERS = {
     refuseUnsupportedWriteHeaders(c);
     const condition = writeConditionOf(c.header("if-match"), c.header("if-none-match"));
     const userMetadata = userMetadataOf(c.req);
-    const incoming = incomingBody({ header: c.header, stream: c.req }, c.auth, c.options.store.maxObjectBytes);
+    const incoming = incomingBody({ header: c.header, stream: c.req }, c.auth, c.options.backend.maxObjectBytes);
     await requireBucket(c);
     // A condition that fails now fails before the body is sent; it is checked again when the object is published.
     if (condition) checkWriteCondition(condition, await currentObject(c, c.route.bucket, c.route.key));
     continueUpload(c);
-    const result = await c.options.store.put(c.route.bucket, c.route.key, incoming.body, {
+    const result = await c.options.backend.putObject(c.route.bucket, c.route.key, incoming.body, {
       ...incoming.options,
       contentType: c.header("content-type") ?? undefined,
       contentEncoding: incoming.contentEncoding,
@@ -41,7 +41,7 @@ export const OBJECT_HANDLERS = {
       condition,
     });
     c.options.metrics.bytesReceived.inc({ server: "s3" }, result.size);
-    c.res.setHeader("etag", `"${result.md5}"`);
+    c.res.setHeader("etag", `"${result.etag}"`);
     setChecksumHeaders(c.res, result.checksums);
     c.res.end();
   },
@@ -65,7 +65,7 @@ export const OBJECT_HANDLERS = {
       throw err;
     }
     const info = object.info;
-    const result = await c.options.store.put(c.route.bucket, c.route.key, object.stream(), {
+    const result = await c.options.backend.copyObject(object, c.route.bucket, c.route.key, {
       expectedSize: info.size,
       contentType: replace ? (c.header("content-type") ?? undefined) : info.contentType,
       contentEncoding: replace ? (c.header("content-encoding") ?? undefined) : info.contentEncoding,
@@ -77,7 +77,7 @@ export const OBJECT_HANDLERS = {
     });
     sendXml(c, 200, "CopyObjectResult", [
       ["LastModified", result.lastModified.toISOString()],
-      ["ETag", `"${result.md5}"`],
+      ["ETag", `"${result.etag}"`],
     ]);
   },
 
@@ -88,7 +88,7 @@ export const OBJECT_HANDLERS = {
       lastModified: c.header("x-amz-if-match-last-modified-time"),
       size: c.header("x-amz-if-match-size"),
     });
-    await c.options.store.delete(c.route.bucket, c.route.key, ifEtag === undefined ? {} : { ifEtag }).catch((err: unknown) => {
+    await c.options.backend.deleteObject(c.route.bucket, c.route.key, ifEtag === undefined ? {} : { ifEtag }).catch((err: unknown) => {
       // Deleting what is not there succeeds in S3 (and minio-go insists on 204), unless a condition named it.
       if (ifEtag !== undefined || !isAbsent(err)) throw err;
     });
@@ -113,7 +113,7 @@ export const OBJECT_HANDLERS = {
     for (const { key, ...conditions } of requests) {
       try {
         const ifEtag = await deleteCondition(c, key, conditions);
-        await c.options.store.delete(c.route.bucket, key, ifEtag === undefined ? {} : { ifEtag }).catch((err: unknown) => {
+        await c.options.backend.deleteObject(c.route.bucket, key, ifEtag === undefined ? {} : { ifEtag }).catch((err: unknown) => {
           if (ifEtag !== undefined || !isAbsent(err)) throw err;
         });
         if (!quiet) results.push(["Deleted", [["Key", key]]]);
@@ -143,9 +143,9 @@ async function getObject(c: RequestContext): Promise<void> {
       const value = param(c.route.query, name);
       if (value !== undefined) res.setHeader(header, value);
     }
-    if (info.md5) res.setHeader("etag", `"${info.md5}"`);
+    if (info.etag) res.setHeader("etag", `"${info.etag}"`);
     for (const [name, value] of Object.entries(info.userMetadata)) res.setHeader(`x-amz-meta-${name}`, value);
-    const precondition = readPrecondition(conditionHeaders(c), { etag: info.md5, lastModified: info.lastModified });
+    const precondition = readPrecondition(conditionHeaders(c), { etag: info.etag, lastModified: info.lastModified });
     if (precondition === 304) {
       res.statusCode = 304;
       res.removeHeader("content-type");
@@ -219,7 +219,7 @@ function conditionHeaders(c: RequestContext, prefix = ""): ConditionHeaders {
 
 export async function openObject(c: RequestContext, bucket: string, key: string): Promise<OpenObject> {
   try {
-    return await c.options.store.open(bucket, key);
+    return await c.options.backend.getObject(bucket, key);
   } catch (err) {
     // A folder, a key the store cannot hold, or a path through a file: none is an object.
     if (err instanceof StorageError && (err.code === "InvalidKey" || err.code === "KeyConflict" || err.code === "NoSuchKey")) throw new S3Error("NoSuchKey", "The specified key does not exist.");
@@ -230,7 +230,7 @@ export async function openObject(c: RequestContext, bucket: string, key: string)
 /** The source of CopyObject and UploadPartCopy, opened, its `x-amz-copy-source-if-*` conditions checked (412). */
 export async function openCopySource(c: RequestContext, source: { bucket: string; key: string }): Promise<OpenObject> {
   const object = await openObject(c, source.bucket, source.key);
-  if (!copySourcePrecondition(conditionHeaders(c, "x-amz-copy-source-"), { etag: object.info.md5, lastModified: object.info.lastModified })) {
+  if (!copySourcePrecondition(conditionHeaders(c, "x-amz-copy-source-"), { etag: object.info.etag, lastModified: object.info.lastModified })) {
     await object.close();
     throw new S3Error("PreconditionFailed", "At least one of the pre-conditions you specified did not hold (x-amz-copy-source-if-*)");
   }
@@ -240,8 +240,8 @@ export async function openCopySource(c: RequestContext, source: { bucket: string
 /** The object a conditional write would replace, or undefined when there is none. */
 export async function currentObject(c: RequestContext, bucket: string, key: string): Promise<{ etag?: string } | undefined> {
   try {
-    const info = await c.options.store.head(bucket, key);
-    return { etag: info.md5 };
+    const info = await c.options.backend.headObject(bucket, key);
+    return { etag: info.etag };
   } catch (err) {
     if (isAbsent(err)) return undefined;
     throw err;
@@ -258,13 +258,13 @@ async function deleteCondition(c: RequestContext, key: string, conditions: { eta
   if (etag === undefined && lastModified === undefined && size === undefined) return undefined;
   let info: ObjectInfo;
   try {
-    info = await c.options.store.head(c.route.bucket, key);
+    info = await c.options.backend.headObject(c.route.bucket, key);
   } catch (err) {
     if (isAbsent(err)) throw new S3Error("NoSuchKey", "The specified key does not exist.");
     throw err;
   }
   const failed = (what: string) => new S3Error("PreconditionFailed", `At least one of the pre-conditions you specified did not hold (${what})`);
-  if (etag !== undefined && etag.trim() !== "*" && bareEtag(etag) !== info.md5) throw failed("If-Match");
+  if (etag !== undefined && etag.trim() !== "*" && bareEtag(etag) !== info.etag) throw failed("If-Match");
   if (lastModified !== undefined) {
     const wanted = Date.parse(lastModified);
     if (Number.isNaN(wanted)) throw new S3Error("InvalidArgument", "x-amz-if-match-last-modified-time must be an HTTP date");
@@ -275,7 +275,7 @@ async function deleteCondition(c: RequestContext, key: string, conditions: { eta
     if (Number(size) !== info.size) throw failed("size");
   }
   // Pin the delete to the version just checked, so a write in between is not deleted by mistake.
-  return info.md5 ?? (etag !== undefined && etag.trim() !== "*" ? bareEtag(etag) : undefined);
+  return info.etag ?? (etag !== undefined && etag.trim() !== "*" ? bareEtag(etag) : undefined);
 }
 
 /** A delete of this key finds nothing: it is missing, or a key the store cannot hold. */

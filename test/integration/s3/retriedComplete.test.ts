@@ -129,7 +129,7 @@ describe("a retried or concurrent CompleteMultipartUpload", () => {
         uploadId,
         parts.map((p) => ({ partNumber: p.PartNumber, etag: p.ETag })),
       );
-      expect(`"${again.md5}"`).toBe(etag);
+      expect(`"${again.etag}"`).toBe(etag);
     } finally {
       await reopened.close();
     }

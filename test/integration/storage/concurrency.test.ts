@@ -85,7 +85,7 @@ async function* chunked(bytes: Buffer, step: number): AsyncGenerator<Buffer> {
   }
 }
 
-async function readAll(store: ObjectStore, key: string): Promise<{ bytes: Buffer; md5?: string; size: number } | undefined> {
+async function readAll(store: ObjectStore, key: string): Promise<{ bytes: Buffer; etag?: string; size: number } | undefined> {
   let object;
   try {
     object = await store.open(BUCKET, key);
@@ -95,7 +95,7 @@ async function readAll(store: ObjectStore, key: string): Promise<{ bytes: Buffer
   }
   const chunks: Buffer[] = [];
   for await (const chunk of object.stream()) chunks.push(chunk as Buffer);
-  return { bytes: Buffer.concat(chunks), md5: object.info.md5, size: object.info.size };
+  return { bytes: Buffer.concat(chunks), etag: object.info.etag, size: object.info.size };
 }
 
 /**
@@ -117,7 +117,7 @@ function readerLoop(store: ObjectStore, allowed: () => ReadonlyMap<string, strin
         const name = allowed().get(md5);
         if (name === undefined) problems.push(`a reader saw ${read.bytes.length} bytes (md5 ${md5}) that are no complete allowed body`);
         else seen.add(name);
-        if (read.md5 !== md5) problems.push(`a reader got info.md5 ${read.md5} for bytes with md5 ${md5} (${name ?? "unknown"})`);
+        if (read.etag !== md5) problems.push(`a reader got info.etag ${read.etag} for bytes with md5 ${md5} (${name ?? "unknown"})`);
         if (read.size !== read.bytes.length) problems.push(`a reader got info.size ${read.size} for ${read.bytes.length} bytes`);
       }
       await new Promise((resolve) => setImmediate(resolve));
@@ -138,7 +138,7 @@ async function expectOneOf(store: ObjectStore, root: string, bodies: ReadonlyMap
   const winners = [...bodies].filter(([, body]) => body.equals(onDisk)).map(([name]) => name);
   expect(winners, `the object (${onDisk.length} bytes) is exactly one writer's body`).toHaveLength(1);
   const info = await store.head(BUCKET, KEY);
-  expect(info.md5).toBe(md5Hex(onDisk));
+  expect(info.etag).toBe(md5Hex(onDisk));
   expect(info.size).toBe(onDisk.length);
   const listed = await store.list(BUCKET);
   expect(listed.objects.map((o) => [o.key, o.size])).toEqual([[KEY, onDisk.length]]);
@@ -173,7 +173,7 @@ describe("object store: concurrent writers on one key", () => {
         const reader = readerLoop(store, () => allowed, problems);
         const results = await Promise.all([...bodies].map(([, body], w) => store.put(BUCKET, KEY, chunked(body, 64 * 1024 + w * 4099), { expectedSize: body.length })));
         const { reads, seen } = await reader.stop();
-        results.forEach((result, w) => expect(result.md5).toBe(md5Hex([...bodies.values()][w]!)));
+        results.forEach((result, w) => expect(result.etag).toBe(md5Hex([...bodies.values()][w]!)));
         totalReads += reads;
         roundBodiesSeen += [...seen].filter((name) => name.startsWith(`round ${round} `)).length;
         const winner = await expectOneOf(store, root, bodies);
@@ -214,7 +214,7 @@ describe("object store: concurrent writers on one key", () => {
       })();
       await Promise.all(
         [...bodies.values()].map(async (body) => {
-          for (let i = 0; i < 150; i++) expect((await store.put(BUCKET, KEY, chunked(body, MiB))).md5).toBe(md5Hex(body));
+          for (let i = 0; i < 150; i++) expect((await store.put(BUCKET, KEY, chunked(body, MiB))).etag).toBe(md5Hex(body));
         }),
       );
       writing = false;
@@ -317,7 +317,7 @@ describe("object store: concurrent writers on one key", () => {
       held.open();
       const read = await reading;
       expect(read?.bytes.equals(v2)).toBe(true);
-      expect(read?.md5).toBe(md5Hex(v2));
+      expect(read?.etag).toBe(md5Hex(v2));
       expect(read?.size).toBe(v2.length);
     } finally {
       await store.close();
@@ -351,7 +351,7 @@ describe("object store: concurrent writers on one key", () => {
       // The version in place has its record; the old inode was not reused while its record was being removed.
       const onDisk = await readFile(path);
       const info = await store.head(BUCKET, KEY);
-      expect(info.md5, `current version (inode reused by v${reusedBy})`).toBe(md5Hex(onDisk));
+      expect(info.etag, `current version (inode reused by v${reusedBy})`).toBe(md5Hex(onDisk));
       expect(reusedBy).toBeUndefined();
     } finally {
       await store.close();

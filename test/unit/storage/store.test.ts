@@ -1,8 +1,8 @@
 import { createHash, randomBytes } from "node:crypto";
 import fc from "fast-check";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { Readable } from "node:stream";
 import { crc32 } from "node:zlib";
 import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -73,11 +73,11 @@ describe("object store", () => {
       digests: ["sha256", "crc32"],
     });
     expect(readFileSync(join(root, "velero", "backups", "b1", "b1.tar.gz")).equals(bytes)).toBe(true);
-    expect(result.md5).toBe(md5(bytes));
+    expect(result.etag).toBe(md5(bytes));
     expect(result.digests.sha256!.toString("hex")).toBe(createHash("sha256").update(bytes).digest("hex"));
     expect(result.digests.crc32!.readUInt32BE()).toBe(crc32(bytes));
     const info = await store.head("velero", "backups/b1/b1.tar.gz");
-    expect(info).toMatchObject({ size: bytes.length, md5: md5(bytes), contentType: "application/gzip", userMetadata: { owner: "shop" }, checksums: { crc32: "AAAAAA==" } });
+    expect(info).toMatchObject({ size: bytes.length, etag: md5(bytes), contentType: "application/gzip", userMetadata: { owner: "shop" }, checksums: { crc32: "AAAAAA==" } });
     expect((await read(store, "velero", "backups/b1/b1.tar.gz")).equals(bytes)).toBe(true);
     expect(tempFiles(root)).toEqual([]);
   });
@@ -86,7 +86,7 @@ describe("object store", () => {
     await store.put("velero", "k", body("first version"));
     await store.put("velero", "k", body("second"));
     expect((await read(store, "velero", "k")).toString()).toBe("second");
-    expect((await store.head("velero", "k")).md5).toBe(md5("second"));
+    expect((await store.head("velero", "k")).etag).toBe(md5("second"));
     expect(metadataFiles(root)).toHaveLength(1);
   });
 
@@ -97,7 +97,7 @@ describe("object store", () => {
     const chunks: Buffer[] = [];
     for await (const chunk of object.stream({ start: 2, end: 5 })) chunks.push(chunk as Buffer);
     expect(Buffer.concat(chunks).toString()).toBe("2345");
-    expect(object.info.md5).toBe(md5("0123456789"));
+    expect(object.info.etag).toBe(md5("0123456789"));
   });
 
   it.each([
@@ -197,7 +197,7 @@ describe("object store", () => {
     writeFileSync(join(root, "velero", "a", "placed-by-lvp"), "x");
     const page = await store.list("velero", { prefix: "a/" });
     expect(page.objects.map((o) => [o.key, o.etag])).toEqual([
-      ["a/one", put.md5],
+      ["a/one", put.etag],
       ["a/placed-by-lvp", undefined],
     ]);
   });
@@ -218,7 +218,51 @@ describe("object store", () => {
     await store.put("velero", "k", body("ours"));
     writeFileSync(join(root, "velero", "k"), "changed by hand");
     const info = await store.head("velero", "k");
-    expect([info.size, info.md5]).toEqual([15, undefined]);
+    expect([info.size, info.etag]).toEqual([15, undefined]);
+  });
+});
+
+describe("metadata records on disk", () => {
+  it("reads a record written by an earlier release (ETag in its `md5` field) as the object's etag", async () => {
+    const root = newRoot();
+    mkdirSync(join(root, "velero", "backups"), { recursive: true });
+    const data = join(root, "velero", "backups", "old.tar");
+    writeFileSync(data, "written before the rename");
+    const stats = statSync(data, { bigint: true });
+    // A multipart ETag: the field was named md5, yet never held only MD5s.
+    const etag = `${md5("part md5s")}-2`;
+    const store = await ObjectStore.open(root);
+    try {
+      const record = store.layout.metaFile("velero", "backups/old.tar", stats.ino.toString());
+      mkdirSync(dirname(record), { recursive: true });
+      // Verbatim the v1 format as earlier releases wrote it.
+      writeFileSync(
+        record,
+        `{"v":1,"key":"backups/old.tar","size":${stats.size},"md5":"${etag}","lastModified":1767225600000,"contentType":"application/x-tar","userMetadata":{"owner":"shop"},"checksums":{},"ino":"${stats.ino}","mtimeNs":"${stats.mtimeNs}"}`,
+      );
+      expect(await store.head("velero", "backups/old.tar")).toMatchObject({ etag, size: 25, contentType: "application/x-tar", userMetadata: { owner: "shop" } });
+      expect((await store.list("velero")).objects.map((o) => [o.key, o.etag])).toEqual([["backups/old.tar", etag]]);
+      expect((await failure(store.delete("velero", "backups/old.tar", { ifEtag: md5("other") }))).code).toBe("PreconditionFailed");
+      expect(await store.delete("velero", "backups/old.tar", { ifEtag: etag })).toBe(true);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("still writes the ETag as `md5`, so an earlier release (a rollback) reads new records", async () => {
+    const root = newRoot();
+    const store = await ObjectStore.open(root);
+    try {
+      await store.createBucket("velero");
+      const put = await store.put("velero", "k", body("new"));
+      const stats = statSync(join(root, "velero", "k"), { bigint: true });
+      const record = JSON.parse(readFileSync(store.layout.metaFile("velero", "k", stats.ino.toString()), "utf8")) as Record<string, unknown>;
+      expect(record).toMatchObject({ v: 1, md5: md5("new") });
+      expect(record).not.toHaveProperty("etag");
+      expect(put.etag).toBe(md5("new"));
+    } finally {
+      await store.close();
+    }
   });
 });
 
@@ -319,7 +363,7 @@ describe("start-up and housekeeping", () => {
     const cache = (store as unknown as { metadata: Parameters<typeof sweepMetadata>[1] }).metadata;
     expect(await sweepMetadata(store.layout, cache, Date.now())).toBe(0);
     expect(await sweepMetadata(store.layout, cache, Date.now() + 11 * 60_000)).toBe(1);
-    expect((await store.head("velero", "kept")).md5).toBe(md5("x"));
+    expect((await store.head("velero", "kept")).etag).toBe(md5("x"));
     await store.close();
   });
 
