@@ -36,6 +36,9 @@ VELERO_BIN := $(BIN)/velero-$(VELERO)
 AWS_PLUGIN := $(CACHE)/velero-plugins-$(VELERO_AWS_PLUGIN)/velero-plugin-for-aws
 # What Velero's and the plugin's images hold, for pods on the real node (test/cluster/node/veleroImages.ts).
 VELERO_IMAGE_FILES := $(CACHE)/velero-image-$(VELERO)/velero-helper $(CACHE)/velero-plugin-image-$(VELERO_AWS_PLUGIN)/cp-plugin
+# The KOTS era's Velero with restic and its AWS plugin (test/velero/tools-kots), for the real node's scenario B.
+VELERO_KOTS_TOOLS := test/velero/tools-kots
+VELERO_KOTS_FILES := $(CACHE)/velero-image-$(VELERO_KOTS)/restic $(CACHE)/velero-plugin-image-$(VELERO_KOTS_AWS_PLUGIN)/cp-plugin
 # Ours (test/cluster/tools/fakenode): named by its source's hash, as test/cluster/binaries.ts finds it.
 FAKE_NODE  := $(BIN)/fake-node-$(KUBERNETES)-$(shell LC_ALL=C cat $(TOOLS_DIR)/fakenode/*.go | sha256sum | cut -c1-12)
 S3_CLIENTS := $(CACHE)/s3clients
@@ -101,6 +104,7 @@ pin: ## rewrite the wrapper go.mod files (test/cluster, test/s3, test/velero too
 	$(TOOLS_DIR)/pin
 	$(S3_TOOLS)/pin
 	$(VELERO_TOOLS)/pin
+	$(VELERO_KOTS_TOOLS)/pin
 
 # --- S3 clients the S3 API is tested with (test/s3/clientTools.ts) ---------------------------
 # kopia is built from the fork Velero links (test/s3/tools/go.mod); the touch keeps the binary newer
@@ -119,11 +123,14 @@ s3-clients: $(KOPIA_BIN) $(S3_CLIENTS)/.stamp ## build kopia and fetch restic, r
 $(VELERO_BIN) $(AWS_PLUGIN) $(VELERO_IMAGE_FILES): $(VELERO_TOOLS)/go.mod $(VELERO_TOOLS)/go.sum $(VELERO_TOOLS)/velero/main.go $(VELERO_TOOLS)/build $(TOOLS_DIR)/versions.env
 	@$(VELERO_TOOLS)/build $(CACHE) >/dev/null && touch $(VELERO_BIN) $(AWS_PLUGIN) $(VELERO_IMAGE_FILES)
 
+$(VELERO_KOTS_FILES): $(VELERO_KOTS_TOOLS)/go.mod $(VELERO_KOTS_TOOLS)/go.sum $(VELERO_KOTS_TOOLS)/build $(TOOLS_DIR)/versions.env
+	@$(VELERO_KOTS_TOOLS)/build $(CACHE) >/dev/null && touch $(VELERO_KOTS_FILES)
+
 $(FAKE_NODE): $(TOOLS_DIR)/go.mod $(TOOLS_DIR)/go.sum $(wildcard $(TOOLS_DIR)/fakenode/*.go)
 	@$(TOOLS_DIR)/build fake-node $(BIN) >/dev/null
 
 .PHONY: velero
-velero: $(VELERO_BIN) $(AWS_PLUGIN) $(VELERO_IMAGE_FILES) $(FAKE_NODE) ## build Velero, velero-plugin-for-aws and their images' commands (Go module proxy) and the e2e fake node (cached)
+velero: $(VELERO_BIN) $(AWS_PLUGIN) $(VELERO_IMAGE_FILES) $(VELERO_KOTS_FILES) $(FAKE_NODE) ## build Velero, velero-plugin-for-aws and their images' commands, the KOTS era's Velero with restic (Go module proxy), and the e2e fake node (cached)
 
 # --- the real node (test/cluster/node, docs/real-node.md): kubelet, containerd, kube-proxy beside our apiserver --
 NODE_TOOLS := $(foreach t,kubelet kube-controller-manager kube-scheduler kube-proxy,$(BIN)/$(t)-$(KUBERNETES))

@@ -1,5 +1,6 @@
 // Velero's images for the real node, laid out as their Dockerfiles lay them out, from the commands `make velero`
-// builds (test/velero/tools/build): Velero's (velero, velero-restore-helper, velero-helper at the root; upstream
+// builds (test/velero/tools/build, test/velero/tools-kots/build): Velero's (velero, velero-restore-helper,
+// velero-helper at the root, and restic in /usr/bin for Velero 1.16; upstream
 // runs as a non-root user on a distroless base) and velero-plugin-for-aws's (FROM scratch: /plugins/<plugin> and
 // /bin/cp-plugin, the entrypoint that copies the plugin into Velero's plugins volume, user 65532).
 import { chmodSync, copyFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
@@ -24,8 +25,11 @@ function copyExecutable(from: string, to: string): void {
 export function veleroImage(version = pinnedVersions().VELERO!): { ref: string; archive: string } {
   const commands = ["velero", "velero-restore-helper", "velero-helper"];
   const dir = built(`velero-image-${version}`, commands);
-  return cachedImage("velero", version, { entrypoint: ["/velero"], user: "65532:65532", env: ["PATH=/", "HOME=/tmp"] }, (root) => {
+  // Velero before 1.17 runs restic from PATH for file-system backups; its image has it at /usr/bin/restic.
+  const restic = path.join(dir, "restic");
+  return cachedImage("velero", version, { entrypoint: ["/velero"], user: "65532:65532", env: ["PATH=/usr/bin:/", "HOME=/tmp"] }, (root) => {
     for (const command of commands) copyExecutable(path.join(dir, command), path.join(root, command));
+    if (existsSync(restic)) copyExecutable(restic, path.join(root, "usr", "bin", "restic"));
     mkdirSync(path.join(root, "etc"));
     writeFileSync(path.join(root, "etc", "passwd"), "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n");
     writeFileSync(path.join(root, "etc", "group"), "root:x:0:\nnonroot:x:65532:\n");
