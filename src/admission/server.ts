@@ -17,6 +17,8 @@ export interface AdmissionAppOptions {
    * Velero version, the node count), read on demand by the shell. Absent: the state is used as is.
    */
   prepareVelero?: (review: AdmissionReview, state: ClusterState) => Promise<ClusterState>;
+  /** What pod decisions need beyond the informers (the claims a pod mounts), read per request. */
+  preparePods?: (review: AdmissionReview, state: ClusterState) => Promise<ClusterState>;
   /**
    * Told the warnings of each pod response after it is sent (a pod's creator is usually a
    * controller, not a person). Must not block; whatever it throws is logged and dropped.
@@ -130,6 +132,7 @@ export function admissionApp(options: AdmissionAppOptions): express.Express {
         try {
           let state = options.state();
           if (webhook === "velero" && options.prepareVelero) state = await options.prepareVelero(review, state);
+          if (webhook === "pods" && options.preparePods) state = await options.preparePods(review, state);
           verdict = decide(review, state, webhook);
         } catch (err) {
           log.error({ err, uid: review.request.uid, kind: review.request.kind.kind, namespace: review.request.namespace }, "admission failed");

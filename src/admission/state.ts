@@ -3,6 +3,7 @@ import { backupSchema, backupStorageLocationSchema, namespaceOf, readVeleroObjec
 import { argvOf, defaultBackupLocationFlag, defaultVolumesToFsBackupFlag, veleroContainerOf } from "../velero/serverDeployment.js";
 import { DEFAULT_VELERO_USERNAMES } from "../velero/serviceAccounts.js";
 import { imageTag } from "../velero/version.js";
+import { hostPathReason } from "../pods/hostPathClaims.js";
 
 /** What the Velero rules need to know about the cluster. */
 export interface VeleroState {
@@ -47,6 +48,8 @@ export interface ClusterState {
   /** Pods in the webhook's own namespace are never mutated (self-mutation deadlocks). */
   readonly webhookNamespace: string | undefined;
   readonly velero: VeleroState;
+  /** Claims ("namespace/name") whose data Velero's file-system backup skips, with why (src/pods/hostPathClaims.ts). */
+  readonly hostPathClaims: ReadonlyMap<string, string>;
   /** Objects that could not be used, with the reason (shown by the CLI, logged by the webhook). */
   readonly problems: readonly string[];
 }
@@ -62,6 +65,25 @@ export interface StateInput {
   veleroServiceAccounts?: readonly string[];
   /** Kinds whose objects were not (yet) listed: their absence from `objects` proves nothing. */
   unlisted?: readonly ("BackupStorageLocation" | "Backup")[];
+}
+
+type ClaimObject = { metadata?: { name?: string; namespace?: string }; spec?: { volumeName?: string; storageClassName?: string | null } };
+type StorageClassFacts = { name: string; provisioner?: string; isDefault: boolean };
+const DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class";
+
+/** The claims among state files whose data Velero's file-system backup would skip (review and explain). */
+function hostPathClaimsOf(claims: readonly ClaimObject[], volumes: ReadonlyMap<string, { name: string; hostPath: boolean }>, classes: ReadonlyMap<string, StorageClassFacts>): Map<string, string> {
+  const out = new Map<string, string>();
+  const defaultClass = [...classes.values()].find((c) => c.isDefault);
+  for (const claim of claims) {
+    if (!claim.metadata?.name) continue;
+    const volumeName = claim.spec?.volumeName;
+    const className = claim.spec?.storageClassName;
+    const storageClass = className === undefined || className === null ? defaultClass : classes.get(className);
+    const reason = hostPathReason({ ...(volumeName ? { volume: volumes.get(volumeName) ?? { name: volumeName } } : {}), ...(storageClass ? { storageClass } : {}) });
+    if (reason) out.set(`${claim.metadata.namespace ?? "default"}/${claim.metadata.name}`, reason);
+  }
+  return out;
 }
 
 const byName = (a: { metadata: { name: string } }, b: { metadata: { name: string } }) =>
@@ -83,6 +105,9 @@ export function buildClusterState(input: StateInput): ClusterState {
   let sawSecrets = input.secretsKnown ?? false;
   let nodeCount: number | undefined;
   let sawSnapshotLocations = input.snapshotLocationsKnown ?? false;
+  const claims: ClaimObject[] = [];
+  const volumes = new Map<string, { name: string; hostPath: boolean }>();
+  const classes = new Map<string, StorageClassFacts>();
 
   for (const object of input.objects) {
     const kind = (object as { kind?: unknown } | null)?.kind;
@@ -125,6 +150,14 @@ export function buildClusterState(input: StateInput): ClusterState {
       if (fsBackup !== undefined) fsBackupDefaults.set(namespaceOf(deployment), fsBackup);
       const defaultLocation = defaultBackupLocationFlag(argvOf(container));
       if (defaultLocation !== undefined) locationDefaults.set(namespaceOf(deployment), defaultLocation);
+    } else if (kind === "PersistentVolumeClaim") {
+      claims.push(object as ClaimObject);
+    } else if (kind === "PersistentVolume") {
+      const pv = object as { metadata?: { name?: string }; spec?: { hostPath?: unknown } };
+      if (pv.metadata?.name) volumes.set(pv.metadata.name, { name: pv.metadata.name, hostPath: pv.spec?.hostPath !== undefined && pv.spec.hostPath !== null });
+    } else if (kind === "StorageClass") {
+      const sc = object as { metadata?: { name?: string; annotations?: Record<string, string> }; provisioner?: string };
+      if (sc.metadata?.name) classes.set(sc.metadata.name, { name: sc.metadata.name, ...(sc.provisioner ? { provisioner: sc.provisioner } : {}), isDefault: sc.metadata.annotations?.[DEFAULT_CLASS_ANNOTATION] === "true" });
     } else if (kind === "Node") {
       nodeCount = (nodeCount ?? 0) + 1;
     }
@@ -145,7 +178,7 @@ export function buildClusterState(input: StateInput): ClusterState {
     nodeCount,
     serviceAccounts: input.veleroServiceAccounts ?? DEFAULT_VELERO_USERNAMES,
   };
-  return { policiesByNamespace, clusterPolicies, namespaces, webhookNamespace: input.webhookNamespace, velero, problems };
+  return { policiesByNamespace, clusterPolicies, namespaces, webhookNamespace: input.webhookNamespace, velero, hostPathClaims: hostPathClaimsOf(claims, volumes, classes), problems };
 }
 
 /** Labels of a namespace; one the state has not seen yet still carries the label the apiserver always sets. */

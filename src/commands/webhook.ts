@@ -149,6 +149,7 @@ export function registerWebhook(program: Command): void {
 
       let current: () => ClusterState;
       let prepareVelero: ((review: AdmissionReview, state: ClusterState) => Promise<ClusterState>) | undefined;
+      let preparePods: ((review: AdmissionReview, state: ClusterState) => Promise<ClusterState>) | undefined;
       for (const username of options.veleroServiceAccount ?? []) {
         const problem = serviceAccountUsernameProblem(username);
         if (problem) throw new Error(`--velero-service-account: ${problem}`);
@@ -165,7 +166,9 @@ export function registerWebhook(program: Command): void {
         current = () => fixedWithAccounts;
       } else {
         const kc = await loadKubeConfig(options.kubeconfig);
-        const [{ InformedState }, { VeleroLookups }] = await Promise.all([import("../kube/informedState.js"), import("../kube/veleroLookups.js")]);
+        const [{ InformedState }, { VeleroLookups }, { ClaimLookups }] = await Promise.all([import("../kube/informedState.js"), import("../kube/veleroLookups.js"), import("../kube/claimLookups.js")]);
+        const claims = new ClaimLookups(kc, { onLookupFailed: (what, err) => log.warn({ lookup: what, err: String(err) }, "claim lookup failed; pod judged without it") });
+        preparePods = (review, snapshot) => claims.prepare(review, snapshot);
         const state = new InformedState(kc, log, namespace, countPolicies);
         lifecycle.addReadinessCheck("informers synced", () => state.isSynced);
         lifecycle.onShutdown(() => state.stop());
@@ -202,7 +205,7 @@ export function registerWebhook(program: Command): void {
       const start = (material: TlsMaterial) =>
         listenAt(
           { host: options.host || undefined, port: Number(options.port) },
-          { handler: admissionApp({ state: current, log, metrics, ...(prepareVelero ? { prepareVelero } : {}), ...(onPodWarnings ? { onPodWarnings } : {}) }), tls: material },
+          { handler: admissionApp({ state: current, log, metrics, ...(prepareVelero ? { prepareVelero } : {}), ...(preparePods ? { preparePods } : {}), ...(onPodWarnings ? { onPodWarnings } : {}) }), tls: material },
         );
       if (tls.mode === "files") {
         server = await start(readTlsFiles(tls.certFile, tls.keyFile));

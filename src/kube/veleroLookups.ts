@@ -4,6 +4,7 @@ import type { ClusterState } from "../admission/state.js";
 import { argvOf, defaultBackupLocationFlag, defaultVolumesToFsBackupFlag, veleroContainerOf } from "../velero/serverDeployment.js";
 import { imageTag } from "../velero/version.js";
 import type { BackupStorageLocation } from "../velero/objects.js";
+import { bounded } from "./bounded.js";
 
 const TTL_MS = 60_000;
 const isNotFound = (err: unknown) => (err as { code?: number }).code === 404;
@@ -81,23 +82,8 @@ export class VeleroLookups {
     return { ...state, velero };
   }
 
-  /** The lookup's answer, or undefined when it failed or took longer than the timeout. */
-  private async bounded<T>(what: string, lookup: Promise<T>): Promise<T | undefined> {
-    const timeoutMs = this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    let timer: NodeJS.Timeout | undefined;
-    // The typed client takes no abort signal: a lookup past its time is abandoned (its socket is the client's).
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-    });
-    try {
-      return await Promise.race([lookup, deadline]);
-    } catch (err) {
-      this.options.onLookupFailed?.(what, err);
-      return undefined;
-    } finally {
-      clearTimeout(timer);
-      lookup.catch(() => undefined);
-    }
+  private bounded<T>(what: string, lookup: Promise<T>): Promise<T | undefined> {
+    return bounded(lookup, this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS, (err) => this.options.onLookupFailed?.(what, err));
   }
 
   private async secretKeys(namespace: string, name: string): Promise<string[] | undefined> {

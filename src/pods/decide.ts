@@ -13,6 +13,7 @@ import { runToCompletionReason } from "./runToCompletion.js";
 import { volumeVerdicts } from "./verdicts.js";
 import { choosePolicyVolumes, describeVolumes } from "./volumes.js";
 import type { VolumeVerdict } from "./volumeVerdict.js";
+import { claimReasonsIn, hostPathClaimWarnings } from "./hostPathClaims.js";
 
 export interface PodDecision {
   /**
@@ -69,8 +70,9 @@ export function decidePod(original: Pod, namespace: string, state: ClusterState)
   const podVolumes = describeVolumes(pod);
   const podReason = runToCompletionReason(pod);
   const skipped = skipReason(original, namespace, state);
+  const hostPathClaims = claimReasonsIn(namespace, state.hostPathClaims);
   if (skipped) {
-    const volumes = volumeVerdicts(podVolumes, pod.metadata?.annotations ?? {}, { podReason, why: new Map(), fallback: `app-snapshots leaves this pod alone (${skipped})` });
+    const volumes = volumeVerdicts(podVolumes, pod.metadata?.annotations ?? {}, { podReason, why: new Map(), fallback: `app-snapshots leaves this pod alone (${skipped})`, hostPathClaims });
     return { pod: original, warnings: [], policy: undefined, skipped, volumes };
   }
 
@@ -140,8 +142,9 @@ export function decidePod(original: Pod, namespace: string, state: ClusterState)
     if (annotationsChanged) result.metadata = { ...(original.metadata ?? {}), annotations };
     if (initContainers) result.spec = { ...(original.spec ?? {}), initContainers };
   }
-  const volumes = volumeVerdicts(podVolumes, result.metadata?.annotations ?? {}, { podReason, why, fallback });
-  // Container changes are reported whenever they happen; annotation findings once per policy.
-  const warnings = [...(seenBefore ? [] : annotationWarnings), ...containerWarnings];
+  const volumes = volumeVerdicts(podVolumes, result.metadata?.annotations ?? {}, { podReason, why, fallback, hostPathClaims });
+  // Container changes are reported whenever they happen; annotation findings once per policy; a claim Velero will
+  // skip every time (its volume changes under the same annotations).
+  const warnings = [...(seenBefore ? [] : annotationWarnings), ...containerWarnings, ...hostPathClaimWarnings(podVolumes, result.metadata?.annotations ?? {}, hostPathClaims)];
   return { pod: result, warnings, policy: ref, skipped: undefined, volumes };
 }

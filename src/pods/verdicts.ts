@@ -9,6 +9,8 @@ export interface VerdictContext {
   why: ReadonlyMap<string, string>;
   /** Why, for volumes `why` does not cover ("no policy applies", ...). */
   fallback: string;
+  /** Claims of the pod's namespace whose data Velero skips (hostPath PersistentVolumes), by claim name. */
+  hostPathClaims?: ReadonlyMap<string, string>;
 }
 
 /**
@@ -21,7 +23,8 @@ export function volumeVerdicts(podVolumes: readonly PodVolume[], annotations: Re
   const exclude = annotations[BACKUP_VOLUMES_EXCLUDES] === undefined ? [] : splitVolumeList(annotations[BACKUP_VOLUMES_EXCLUDES]);
   return podVolumes.map((volume) => {
     const base = { name: volume.name, source: volume.source, ...(volume.claimName !== undefined ? { claimName: volume.claimName } : {}) };
-    const never = context.podReason ?? veleroSkipReason(volume);
+    const claimSkipped = volume.claimName === undefined ? undefined : context.hostPathClaims?.get(volume.claimName);
+    const never = context.podReason ?? veleroSkipReason(volume) ?? (claimSkipped ? `Velero's file-system backup skips it: ${claimSkipped}` : undefined);
     if (never !== undefined) return { ...base, optIn: { backedUp: false, reason: never }, optOut: { backedUp: false, reason: never } };
     const why = context.why.get(volume.name) ?? context.fallback;
     const listed = include.includes(volume.name);

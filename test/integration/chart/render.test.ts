@@ -365,6 +365,8 @@ describe("defaults (with a hostPath volume)", () => {
       { apiGroups: [""], resources: ["namespaces"], verbs: ["list", "watch"] },
       { apiGroups: [""], resources: ["nodes"], verbs: ["list"] },
       { apiGroups: ["velero.io"], resources: ["backupstoragelocations", "backups", "schedules", "volumesnapshotlocations"], verbs: ["list", "watch"] },
+      { apiGroups: [""], resources: ["persistentvolumeclaims", "persistentvolumes"], verbs: ["get"] },
+      { apiGroups: ["storage.k8s.io"], resources: ["storageclasses"], verbs: ["get", "list"] },
       { apiGroups: ["events.k8s.io"], resources: ["events"], verbs: ["create", "patch"] },
       { apiGroups: ["admissionregistration.k8s.io"], resources: ["mutatingwebhookconfigurations"], resourceNames: [`${name()}-pods`], verbs: ["list", "watch", "patch"] },
       { apiGroups: ["admissionregistration.k8s.io"], resources: ["validatingwebhookconfigurations"], resourceNames: [`${name()}-velero`], verbs: ["list", "watch", "patch"] },
