@@ -1,7 +1,6 @@
-import net from "node:net";
-import { KubeConfig } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
 import { kubeRequest, parseWarningHeader } from "../../../src/kube/request.js";
+import { silentApiserver } from "./silentApiserver.js";
 
 describe("parseWarningHeader", () => {
   it("splits joined warnings and unescapes quotes", () => {
@@ -14,24 +13,13 @@ describe("parseWarningHeader", () => {
 
 describe("kubeRequest", () => {
   it("fails, instead of hanging, when the apiserver accepts the connection and never answers", async () => {
-    const sockets: net.Socket[] = [];
-    const server = net.createServer((socket) => void sockets.push(socket)); // accepts, says nothing
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    const { port } = server.address() as net.AddressInfo;
-    const kc = new KubeConfig();
-    kc.loadFromOptions({
-      clusters: [{ name: "c", server: `https://127.0.0.1:${port}`, skipTLSVerify: true }],
-      users: [{ name: "u", token: "t" }],
-      contexts: [{ name: "x", cluster: "c", user: "u" }],
-      currentContext: "x",
-    });
+    const { kc, close } = await silentApiserver();
     try {
       await expect(kubeRequest(kc, "GET", "/api/v1/namespaces/velero/secrets/keys", undefined, "application/json", 200)).rejects.toThrow(
         "GET /api/v1/namespaces/velero/secrets/keys: no answer within 200 ms",
       );
     } finally {
-      for (const socket of sockets) socket.destroy();
-      server.close();
+      close();
     }
   });
 });

@@ -1,32 +1,10 @@
 // Velero lookups at admission (Secrets' keys, the Velero Deployment, the node count) are bounded: an apiserver
 // that accepts and never answers must not hold the admission past its own timeout, which fails it closed.
-import net from "node:net";
-import { KubeConfig } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
 import { buildClusterState } from "../../../src/admission/state.js";
 import { VeleroLookups } from "../../../src/kube/veleroLookups.js";
 import { awsSpec, bsl, veleroReview } from "../velero/support.js";
-
-async function silentApiserver(): Promise<{ kc: KubeConfig; close: () => void }> {
-  const sockets: net.Socket[] = [];
-  const server = net.createServer((socket) => void sockets.push(socket)); // accepts, says nothing
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: "c", server: `https://127.0.0.1:${port}`, skipTLSVerify: true }],
-    users: [{ name: "u", token: "t" }],
-    contexts: [{ name: "x", cluster: "c", user: "u" }],
-    currentContext: "x",
-  });
-  return {
-    kc,
-    close: () => {
-      for (const socket of sockets) socket.destroy();
-      server.close();
-    },
-  };
-}
+import { silentApiserver } from "./silentApiserver.js";
 
 describe("VeleroLookups", () => {
   it("answers within its timeout when the apiserver never does, with the Secrets, the server and the nodes unknown", async () => {
