@@ -260,3 +260,17 @@ clientConfig:
 {{- dict | toYaml -}}
 {{- end -}}
 {{- end -}}
+
+{{- /*
+A Go duration (values.schema.json's pattern: 1h30m, 8760h, 180s, 1.5h) in milliseconds, as a float.
+*/ -}}
+{{- define "app-snapshots.durationMs" -}}
+{{- $total := 0.0 -}}
+{{- $unitMs := dict "ns" 0.000001 "us" 0.001 "µs" 0.001 "ms" 1.0 "s" 1000.0 "m" 60000.0 "h" 3600000.0 -}}
+{{- range (regexFindAll "[0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h)" . -1) -}}
+{{- $number := regexFind "^[0-9]+(\\.[0-9]+)?" . -}}
+{{- $unit := trimPrefix $number . -}}
+{{- $total = addf $total (mulf (float64 $number) (get $unitMs $unit)) -}}
+{{- end -}}
+{{- $total -}}
+{{- end -}}

@@ -134,6 +134,12 @@ describe("values the schema and the template guards refuse, with a message namin
     ["webhook.replicas: 0", { valuesFiles: ["ci/hostpath-values.yaml"], set: { "webhook.replicas": "0" } }, /at '\/webhook\/replicas': minimum: got 0, want 1/],
     ["storage.replicas: 0", { valuesFiles: ["ci/hostpath-values.yaml"], set: { "storage.replicas": "0" } }, /at '\/storage\/replicas': minimum: got 0, want 1/],
     ["a duration that is not a Go duration", { valuesFiles: ["ci/hostpath-values.yaml"], set: { "certs.caLifetime": "1y" } }, /at '\/certs\/caLifetime': '1y' does not match pattern/],
+    [
+      "certificate lifetimes the webhook would refuse (its 10 s publish delay)",
+      { valuesFiles: ["ci/hostpath-values.yaml"], set: { "certs.caLifetime": "60s", "certs.certLifetime": "15s" } },
+      /certs\.caLifetime=60s and certs\.certLifetime=15s: the webhook would refuse to start\. With its 10s CA publish delay, certLifetime must be at least 30s, and caLifetime at least 90s and at least certLifetime/,
+    ],
+    ["a CA shorter than its serving certificates", { valuesFiles: ["ci/hostpath-values.yaml"], set: { "certs.caLifetime": "1h", "certs.certLifetime": "1h30m" } }, /certs\.caLifetime=1h and certs\.certLifetime=1h30m: the webhook would refuse to start/],
     ["webhook.url over http", { valuesFiles: ["ci/hostpath-values.yaml"], set: { "webhook.url": "http://127.0.0.1:9443" } }, /at '\/webhook\/url': 'http:\/\/127\.0\.0\.1:9443' does not match pattern/],
     ["hostPath without its node", { set: { "storage.volume.hostPath.path": "/srv" } }, /at '\/storage\/volume\/hostPath': properties 'node' required, if 'path' exists/],
     [
