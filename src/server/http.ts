@@ -46,6 +46,12 @@ export interface RunningServer {
   /** Swap certificate and key for new connections; open connections keep theirs. */
   setTls(tls: TlsMaterial): void;
   /**
+   * Keep serving, but end every connection with its next response (Connection: close). Called when readiness turns
+   * false: a keep-alive client (the apiserver's pooled connection to this pod, which outlives the endpoint's removal)
+   * then reconnects through the Service to a ready pod, instead of sending on a connection close() later cuts.
+   */
+  drain(): void;
+  /**
    * Stop accepting, let in-flight requests finish (their connections then close), close idle
    * keep-alive connections at once, and cut whatever is left after `graceMs`.
    */
@@ -72,6 +78,7 @@ export async function listen(options: ListenOptions): Promise<RunningServer> {
   const busy = new Map<Socket, number>();
   const responses = new Set<http.ServerResponse>();
   let closing = false;
+  let draining = false;
   // Tell the client this connection ends with the response, so it does not reuse it and see an EOF.
   const markLast = (res: http.ServerResponse) => {
     if (!res.headersSent) res.setHeader("connection", "close");
@@ -81,16 +88,17 @@ export async function listen(options: ListenOptions): Promise<RunningServer> {
     busy.set(socket, 0);
     socket.once("close", () => busy.delete(socket));
   });
-  server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
+  // Before the handler (registered at creation), so a draining server marks the response before it is sent.
+  server.prependListener("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
     const socket = req.socket;
     busy.set(socket, (busy.get(socket) ?? 0) + 1);
     responses.add(res);
-    if (closing) markLast(res);
+    if (closing || draining) markLast(res);
     res.once("close", () => {
       responses.delete(res);
       const left = (busy.get(socket) ?? 1) - 1;
       busy.set(socket, left);
-      if (closing && left === 0) socket.destroySoon();
+      if ((closing || draining) && left === 0) socket.destroySoon();
     });
   });
 
@@ -108,6 +116,10 @@ export async function listen(options: ListenOptions): Promise<RunningServer> {
     setTls(tls) {
       if (!(server instanceof https.Server)) throw new Error("setTls on a plain-HTTP server");
       server.setSecureContext(tlsOptions(tls));
+    },
+    drain() {
+      draining = true;
+      for (const res of responses) markLast(res);
     },
     async close(graceMs) {
       if (!server.listening) return;

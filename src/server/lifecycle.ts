@@ -83,6 +83,7 @@ export class Lifecycle {
 
   private async runShutdown(reason: string): Promise<void> {
     this.log.info({ reason, inFlight: this.servers.reduce((n, s) => n + s.inFlight(), 0) }, "shutting down: readiness is now false");
+    for (const server of this.servers) server.drain();
     if (this.drainDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.drainDelayMs));
     await Promise.all(this.servers.map((server) => server.close(this.graceMs)));
     for (const cleanup of this.cleanups) {

@@ -82,6 +82,23 @@ describe("listen", () => {
     agent.destroy();
   });
 
+  it("once draining, still serves but ends each keep-alive connection with its next response, so the client reconnects elsewhere", async () => {
+    const server = await listen({ port: 0, handler: (_req, res) => res.end("ok") });
+    servers.push(server);
+    const agent = new http.Agent({ keepAlive: true });
+    expect((await get(`${server.url}/`, agent)).connection).toBe("keep-alive");
+    const [pooled] = Object.values(agent.freeSockets).flat();
+    const pooledClosed = new Promise((resolve) => pooled!.once("close", resolve));
+    server.drain();
+    // The pooled connection carries one more request, answered, and is then closed by the server.
+    expect(await get(`${server.url}/`, agent)).toEqual({ status: 200, body: "ok", connection: "close" });
+    await pooledClosed;
+    expect(Object.values(agent.freeSockets).flat()).toHaveLength(0);
+    // New connections are still served until close().
+    expect((await get(`${server.url}/`)).status).toBe(200);
+    agent.destroy();
+  });
+
   it("cuts connections still busy when the grace period ends", async () => {
     const server = await listen({ port: 0, handler: () => undefined /* never answers */ });
     const request = get(`${server.url}/`).catch((err: NodeJS.ErrnoException) => err.code);
