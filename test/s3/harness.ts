@@ -1,3 +1,4 @@
+import { S3Client } from "@aws-sdk/client-s3";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -93,4 +94,9 @@ export async function startS3(options: StartOptions = {}): Promise<S3TestServer>
       rmSync(work, { recursive: true, force: true });
     },
   };
+}
+
+/** The AWS SDK as the S3 suites use it against `s3`: path-style, the test credentials, no retries (a retry would hide an error). */
+export function sdkFor(s3: S3TestServer): S3Client {
+  return new S3Client({ endpoint: s3.url, region: "us-east-1", forcePathStyle: true, credentials: { accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY }, maxAttempts: 1 });
 }

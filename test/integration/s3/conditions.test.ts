@@ -1,4 +1,6 @@
 import { randomBytes } from "node:crypto";
+import type {
+  S3Client} from "@aws-sdk/client-s3";
 import {
   CompleteMultipartUploadCommand,
   CopyObjectCommand,
@@ -8,11 +10,10 @@ import {
   GetObjectCommand,
   HeadObjectCommand,
   PutObjectCommand,
-  S3Client,
   UploadPartCommand,
 } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ACCESS_KEY, SECRET_KEY, startS3, type S3TestServer } from "../../s3/harness.js";
+import { startS3, type S3TestServer, sdkFor } from "../../s3/harness.js";
 import { send, signRequest } from "../../s3/signer.js";
 
 /** No condition is ever silently ignored: each is applied (412/404 as S3 answers) or refused with 501. */
@@ -21,7 +22,7 @@ describe("conditional requests", () => {
   let sdk: S3Client;
   beforeAll(async () => {
     s3 = await startS3({ buckets: ["bkt"] });
-    sdk = new S3Client({ endpoint: s3.url, region: "us-east-1", forcePathStyle: true, credentials: { accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY }, maxAttempts: 1 });
+    sdk = sdkFor(s3);
   });
   afterAll(async () => {
     sdk.destroy();

@@ -1,9 +1,10 @@
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DeleteObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import type { S3Client } from "@aws-sdk/client-s3";
+import { DeleteObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ACCESS_KEY, SECRET_KEY, startS3, type S3TestServer } from "../../s3/harness.js";
+import { startS3, type S3TestServer, sdkFor } from "../../s3/harness.js";
 import { awsCli } from "../../s3/awsCli.js";
 
 /** Keys ending in "/" with an empty body: what rclone --s3-directory-markers, the S3 console and S3 browsers' "create folder" write. */
@@ -13,7 +14,7 @@ describe("folder markers", () => {
   const work = mkdtempSync(join(tmpdir(), "app-snapshots-markers-"));
   beforeAll(async () => {
     s3 = await startS3({ buckets: ["bkt"] });
-    sdk = new S3Client({ endpoint: s3.url, region: "us-east-1", forcePathStyle: true, credentials: { accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY }, maxAttempts: 1 });
+    sdk = sdkFor(s3);
   });
   afterAll(async () => {
     sdk.destroy();

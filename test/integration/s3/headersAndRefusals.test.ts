@@ -1,11 +1,12 @@
 import { PassThrough } from "node:stream";
-import { CopyObjectCommand, CreateMultipartUploadCommand, CompleteMultipartUploadCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client, UploadPartCommand } from "@aws-sdk/client-s3";
+import type { S3Client} from "@aws-sdk/client-s3";
+import { CopyObjectCommand, CreateMultipartUploadCommand, CompleteMultipartUploadCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, UploadPartCommand } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../../../src/server/logger.js";
 import { createMetricsRegistry } from "../../../src/server/metrics.js";
 import { createStorageMetrics } from "../../../src/storage/metrics.js";
-import { ACCESS_KEY, SECRET_KEY, startS3, type S3TestServer } from "../../s3/harness.js";
+import { startS3, type S3TestServer, sdkFor } from "../../s3/harness.js";
 import { send, signRequest } from "../../s3/signer.js";
 
 const STANDARD = {
@@ -26,7 +27,7 @@ describe("stored standard headers, and features refused loudly", () => {
       for (const line of chunk.toString().split("\n").filter(Boolean)) logLines.push(JSON.parse(line) as Record<string, unknown>);
     });
     s3 = await startS3({ buckets: ["bkt"], overrides: { log: createLogger({ level: "info", destination }), metrics: createStorageMetrics(registry) } });
-    sdk = new S3Client({ endpoint: s3.url, region: "us-east-1", forcePathStyle: true, credentials: { accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY }, maxAttempts: 1 });
+    sdk = sdkFor(s3);
   });
   afterAll(async () => {
     sdk.destroy();

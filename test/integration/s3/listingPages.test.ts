@@ -1,9 +1,10 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CreateBucketCommand, ListBucketsCommand, ListObjectsCommand, ListObjectVersionsCommand, S3Client } from "@aws-sdk/client-s3";
+import type { S3Client } from "@aws-sdk/client-s3";
+import { CreateBucketCommand, ListBucketsCommand, ListObjectsCommand, ListObjectVersionsCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ACCESS_KEY, SECRET_KEY, startS3, type S3TestServer } from "../../s3/harness.js";
+import { startS3, type S3TestServer, sdkFor } from "../../s3/harness.js";
 import { send, signRequest } from "../../s3/signer.js";
 import { awsCli } from "../../s3/awsCli.js";
 
@@ -25,7 +26,7 @@ describe("listing pages", () => {
       mkdirSync(join(s3.root, "few", key, ".."), { recursive: true });
       writeFileSync(join(s3.root, "few", key), key);
     }
-    sdk = new S3Client({ endpoint: s3.url, region: "us-east-1", forcePathStyle: true, credentials: { accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY }, maxAttempts: 1 });
+    sdk = sdkFor(s3);
   });
   afterAll(async () => {
     sdk.destroy();

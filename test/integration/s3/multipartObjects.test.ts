@@ -1,5 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { crc32 } from "node:zlib";
+import type {
+  S3Client} from "@aws-sdk/client-s3";
 import {
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
@@ -7,13 +9,12 @@ import {
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   PutObjectCommand,
-  S3Client,
   UploadPartCommand,
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ACCESS_KEY, SECRET_KEY, startS3, type S3TestServer } from "../../s3/harness.js";
+import { startS3, type S3TestServer, sdkFor } from "../../s3/harness.js";
 import { send, signRequest } from "../../s3/signer.js";
 
 const MiB = 1024 * 1024;
@@ -33,7 +34,7 @@ describe("multipart objects: whole-object checksums and parts", () => {
   const body = Buffer.concat(parts);
   beforeAll(async () => {
     s3 = await startS3({ buckets: ["bkt"] });
-    sdk = new S3Client({ endpoint: s3.url, region: "us-east-1", forcePathStyle: true, credentials: { accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY }, maxAttempts: 1 });
+    sdk = sdkFor(s3);
     // lib-storage, like Velero's uploader: CRC32 on every part, a COMPOSITE checksum for the object.
     await new Upload({ client: sdk, params: { Bucket: "bkt", Key: "three-parts", Body: Readable.from([body]) }, partSize: 5 * MiB }).done();
   });

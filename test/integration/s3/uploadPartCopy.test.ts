@@ -2,17 +2,18 @@ import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type {
+  S3Client} from "@aws-sdk/client-s3";
 import {
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
   GetObjectCommand,
   PutObjectCommand,
-  S3Client,
   UploadPartCopyCommand,
 } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { rcloneTool } from "../../s3/clientTools.js";
-import { ACCESS_KEY, SECRET_KEY, startS3, type S3TestServer } from "../../s3/harness.js";
+import { ACCESS_KEY, SECRET_KEY, startS3, type S3TestServer, sdkFor } from "../../s3/harness.js";
 import { runToolOk, type RunOptions } from "../../s3/runTool.js";
 import { awsCli } from "../../s3/awsCli.js";
 
@@ -26,7 +27,7 @@ describe("UploadPartCopy", () => {
   const source = randomBytes(12 * MiB + 7);
   beforeAll(async () => {
     s3 = await startS3({ buckets: ["bkt", "other"] });
-    sdk = new S3Client({ endpoint: s3.url, region: "us-east-1", forcePathStyle: true, credentials: { accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY }, maxAttempts: 1 });
+    sdk = sdkFor(s3);
     await sdk.send(new PutObjectCommand({ Bucket: "bkt", Key: "big/source.bin", Body: source }));
   });
   afterAll(async () => {
