@@ -3,7 +3,7 @@ import { backupSchema, backupStorageLocationSchema, namespaceOf, readVeleroObjec
 import { argvOf, defaultBackupLocationFlag, defaultVolumesToFsBackupFlag, veleroContainerOf } from "../velero/serverDeployment.js";
 import { DEFAULT_VELERO_USERNAMES } from "../velero/serviceAccounts.js";
 import { imageTag } from "../velero/version.js";
-import { hostPathReason } from "../pods/hostPathClaims.js";
+import { DEFAULT_CLASS_ANNOTATION, hostPathReason } from "../pods/hostPathClaims.js";
 
 /** What the Velero rules need to know about the cluster. */
 export interface VeleroState {
@@ -69,7 +69,6 @@ export interface StateInput {
 
 type ClaimObject = { metadata?: { name?: string; namespace?: string }; spec?: { volumeName?: string; storageClassName?: string | null } };
 type StorageClassFacts = { name: string; provisioner?: string; isDefault: boolean };
-const DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class";
 
 /** The claims among state files whose data Velero's file-system backup would skip (review and explain). */
 function hostPathClaimsOf(claims: readonly ClaimObject[], volumes: ReadonlyMap<string, { name: string; hostPath: boolean }>, classes: ReadonlyMap<string, StorageClassFacts>): Map<string, string> {

@@ -1,11 +1,10 @@
 import { CoreV1Api, StorageV1Api, type KubeConfig } from "@kubernetes/client-node";
 import type { AdmissionReview } from "../admission/review.js";
 import type { ClusterState } from "../admission/state.js";
-import { hostPathReason, type ClaimFacts } from "../pods/hostPathClaims.js";
+import { DEFAULT_CLASS_ANNOTATION, hostPathReason, type ClaimFacts } from "../pods/hostPathClaims.js";
 import { bounded } from "./bounded.js";
 
 const DEFAULT_TIMEOUT_MS = 1_000;
-const DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class";
 
 export interface ClaimLookupsOptions {
   /** How long one lookup may take (default 1 s: the pod webhook's timeout is 5 s). */

@@ -8,6 +8,9 @@ import type { PodVolume } from "./volumes.js";
 /** Provisioners whose PersistentVolumes are hostPath (by default, for local-path). */
 export const HOSTPATH_PROVISIONERS = ["rancher.io/local-path", "microk8s.io/hostpath", "k8s.io/minikube-hostpath", "docker.io/hostpath", "kubernetes.io/host-path"] as const;
 
+/** The StorageClass that provisions claims naming none (the DefaultStorageClass admission plugin's annotation). */
+export const DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class";
+
 export interface ClaimFacts {
   /** The bound PersistentVolume, if the claim is bound and it could be read. */
   volume?: { name?: string; hostPath?: boolean };
