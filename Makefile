@@ -35,10 +35,13 @@ VELERO_TOOLS := test/velero/tools
 VELERO_BIN := $(BIN)/velero-$(VELERO)
 AWS_PLUGIN := $(CACHE)/velero-plugins-$(VELERO_AWS_PLUGIN)/velero-plugin-for-aws
 # What Velero's and the plugin's images hold, for pods on the real node (test/cluster/node/veleroImages.ts).
-VELERO_IMAGE_FILES := $(CACHE)/velero-image-$(VELERO)/velero-helper $(CACHE)/velero-plugin-image-$(VELERO_AWS_PLUGIN)/cp-plugin
+VELERO_IMAGE_FILES := $(CACHE)/velero-image-$(VELERO)/velero-helper $(CACHE)/velero-image-$(VELERO)/restic $(CACHE)/velero-plugin-image-$(VELERO_AWS_PLUGIN)/cp-plugin
 # The KOTS era's Velero with restic and its AWS plugin (test/velero/tools-kots), for the real node's scenario B.
 VELERO_KOTS_TOOLS := test/velero/tools-kots
-VELERO_KOTS_FILES := $(CACHE)/velero-image-$(VELERO_KOTS)/restic $(CACHE)/velero-plugin-image-$(VELERO_KOTS_AWS_PLUGIN)/cp-plugin
+# The local-volume-provider stand-in (scenarios B.2 and C), named by its sources' hash as the build names it.
+LVP_STANDIN := $(CACHE)/lvp-standin-$(shell LC_ALL=C cat $(VELERO_KOTS_TOOLS)/lvp-standin/*.go $(VELERO_KOTS_TOOLS)/go.sum | sha256sum | cut -c1-12)/cp-plugin
+# (Without the files the first build makes too: both eras may pair with the same AWS plugin.)
+VELERO_KOTS_FILES := $(filter-out $(VELERO_IMAGE_FILES),$(CACHE)/velero-image-$(VELERO_KOTS)/restic $(CACHE)/velero-plugin-image-$(VELERO_KOTS_AWS_PLUGIN)/cp-plugin) $(LVP_STANDIN)
 # Ours (test/cluster/tools/fakenode): named by its source's hash, as test/cluster/binaries.ts finds it.
 FAKE_NODE  := $(BIN)/fake-node-$(KUBERNETES)-$(shell LC_ALL=C cat $(TOOLS_DIR)/fakenode/*.go | sha256sum | cut -c1-12)
 S3_CLIENTS := $(CACHE)/s3clients
@@ -120,10 +123,10 @@ $(S3_CLIENTS)/.stamp: $(TOOLS_DIR)/versions.env $(S3_TOOLS)/fetch-clients test/b
 s3-clients: $(KOPIA_BIN) $(S3_CLIENTS)/.stamp ## build kopia and fetch restic, rclone, s3cmd, awscli (cached)
 
 # --- the real Velero (end-to-end tests) --------------------------------------------------------
-$(VELERO_BIN) $(AWS_PLUGIN) $(VELERO_IMAGE_FILES): $(VELERO_TOOLS)/go.mod $(VELERO_TOOLS)/go.sum $(VELERO_TOOLS)/velero/main.go $(VELERO_TOOLS)/build $(TOOLS_DIR)/versions.env
+$(VELERO_BIN) $(AWS_PLUGIN) $(VELERO_IMAGE_FILES): $(VELERO_TOOLS)/go.mod $(VELERO_TOOLS)/go.sum $(VELERO_TOOLS)/velero/main.go $(VELERO_TOOLS)/build test/velero/build-restic $(TOOLS_DIR)/versions.env
 	@$(VELERO_TOOLS)/build $(CACHE) >/dev/null && touch $(VELERO_BIN) $(AWS_PLUGIN) $(VELERO_IMAGE_FILES)
 
-$(VELERO_KOTS_FILES): $(VELERO_KOTS_TOOLS)/go.mod $(VELERO_KOTS_TOOLS)/go.sum $(VELERO_KOTS_TOOLS)/build $(TOOLS_DIR)/versions.env
+$(VELERO_KOTS_FILES): $(VELERO_KOTS_TOOLS)/go.mod $(VELERO_KOTS_TOOLS)/go.sum $(VELERO_KOTS_TOOLS)/build $(wildcard $(VELERO_KOTS_TOOLS)/lvp-standin/*.go) test/velero/build-restic $(TOOLS_DIR)/versions.env
 	@$(VELERO_KOTS_TOOLS)/build $(CACHE) >/dev/null && touch $(VELERO_KOTS_FILES)
 
 $(FAKE_NODE): $(TOOLS_DIR)/go.mod $(TOOLS_DIR)/go.sum $(wildcard $(TOOLS_DIR)/fakenode/*.go)

@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { networkInterfaces } from "node:os";
 import type { Command } from "commander";
 import { serveHealth } from "../server/health.js";
 import { hostForUrl, type RunningServer, type TlsMaterial } from "../server/http.js";
@@ -8,6 +9,7 @@ import { createMetricsRegistry } from "../server/metrics.js";
 import { readTlsFiles, watchTlsFiles } from "../server/tlsFiles.js";
 import { StorageError } from "../storage/errors.js";
 import { listenAt, parseListenAddress } from "../server/listenAddress.js";
+import { lvpIssuedHosts } from "../storage/lvpIssuedHosts.js";
 import { lvpHandler } from "../storage/lvpServer.js";
 import { LVP_PORT, signLvpUrl } from "../storage/lvpSignature.js";
 import { createStorageMetrics } from "../storage/metrics.js";
@@ -102,7 +104,7 @@ export function registerStorage(program: Command): void {
       .option("--s3-request-timeout <duration>", "the longest a request (a 5 GiB upload included) may take (Go duration)", "1h")
       .option("--max-uploads <n>", "uploads written at once; more get 503 SlowDown, which S3 clients retry (bounds memory)", String(DEFAULT_MAX_UPLOADS))
       .option("--multipart-max-age <duration>", "abort multipart uploads idle this long (Go duration)", "24h")
-      .option("--lvp-issued-host <host:port>", "a host:port signed URLs may name besides the request's Host; repeatable (default: $POD_IP:3000, what LVP puts in its URLs)", collect)
+      .option("--lvp-issued-host <host:port>", "a host:port signed URLs may name besides the request's Host; repeatable (default: $POD_IP:3000, what LVP puts in its URLs, or every non-loopback address:3000 without POD_IP)", collect)
       .option("--health-listen <[host]:port>", "plain-HTTP /healthz, /readyz, /metrics, or none", "127.0.0.1:8080")
       .option("--durability <mode>", "full: fsync before acknowledging a write; none: skip fsync (benchmarks only)", "full")
       .option("--shared", "several replicas share the root (RWX volume): only reclaim temp files of instances that stopped")
@@ -237,7 +239,7 @@ async function serveStorage(options: ServeOptions): Promise<void> {
     log.info({ url: server.url, root: store.layout.root, durability, domains: options.s3Domain ?? [] }, "S3 endpoint listening");
   }
   if (lvpAddress) {
-    const issuedHosts = options.lvpIssuedHost ? options.lvpIssuedHost : process.env.POD_IP ? [`${hostForUrl(process.env.POD_IP)}:${LVP_PORT}`] : [];
+    const issuedHosts = options.lvpIssuedHost ?? lvpIssuedHosts(process.env.POD_IP, networkInterfaces());
     const keys = await keySource(options);
     const server = await listenAt(lvpAddress, { handler: lvpHandler({ store, keys, issuedHosts, log, metrics }), ...(tls ? { tls } : {}) });
     servers.push(server);

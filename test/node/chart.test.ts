@@ -3,7 +3,6 @@
 // from inside a pod and from the host through port-forward, leader handover, a forced certificate rotation by
 // `helm upgrade` under a stream of pod creates, and what `helm uninstall` leaves. Needs root, runc and cgroups,
 // like the node's own suite.
-import { spawn } from "node:child_process";
 import { chownSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -20,6 +19,7 @@ import { startRealNode, sweepHost, type RealNode } from "../cluster/node/realNod
 import { chartDir } from "../chart/helm.js";
 import { counterSum, helmOnNode, imageArchive, installChart, NAMESPACE, RELEASE } from "./chartInstall.js";
 import { withoutNode } from "./gate.js";
+import { portForward } from "./portForward.js";
 
 const IMAGE = "ghcr.io/app-snapshots/app-snapshots:0.1.0";
 // `<release>-app-snapshots`, or the release name alone when it holds the chart's name (_helpers.tpl).
@@ -211,24 +211,9 @@ describe.skipIf(withoutNode)("the chart, installed for real", () => {
   });
 
   it("serves S3 to the host through kubectl port-forward to the storage Service: the AWS SDK writes, lists, reads and deletes", async () => {
-    const forward = spawn(toolPath("kubectl"), ["--kubeconfig", started().kubeconfigPath, "-n", NAMESPACE, "port-forward", `svc/${FULLNAME}-storage`, ":9000"], { stdio: ["ignore", "pipe", "pipe"] });
+    const forward = await portForward(started().kubeconfigPath, NAMESPACE, `svc/${FULLNAME}-storage`, 9000);
     try {
-      let said = "";
-      const port = await new Promise<number>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`port-forward said nothing usable in 30 s: ${said}`)), 30_000);
-        const read = (chunk: Buffer) => {
-          said += chunk.toString();
-          const match = /Forwarding from 127\.0\.0\.1:(\d+) -> 9000/.exec(said);
-          if (match) {
-            clearTimeout(timer);
-            resolve(Number(match[1]));
-          }
-        };
-        forward.stdout.on("data", read);
-        forward.stderr.on("data", read);
-        forward.once("exit", (code) => reject(new Error(`port-forward exited with ${code}: ${said}`)));
-      });
-      const s3 = new S3Client({ endpoint: `http://127.0.0.1:${port}`, region: "us-east-1", forcePathStyle: true, credentials: await storageCredentials() });
+      const s3 = new S3Client({ endpoint: `http://127.0.0.1:${forward.port}`, region: "us-east-1", forcePathStyle: true, credentials: await storageCredentials() });
       try {
         const body = Buffer.alloc(3 * 1024 * 1024, "port-forwarded ");
         await s3.send(new PutObjectCommand({ Bucket: "velero", Key: "from-the-host/blob", Body: body }));
@@ -242,7 +227,7 @@ describe.skipIf(withoutNode)("the chart, installed for real", () => {
         s3.destroy();
       }
     } finally {
-      forward.kill();
+      forward.close();
     }
   });
 

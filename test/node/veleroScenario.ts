@@ -11,7 +11,7 @@ import { cacheDir, pinnedVersions, toolPath, veleroPaths } from "../cluster/bina
 import { run } from "../cluster/node/host.js";
 import { runPath } from "../cluster/node/layout.js";
 import { startRealNode, sweepHost, type RealNode } from "../cluster/node/realNode.js";
-import { awsPluginImage, veleroImage } from "../cluster/node/veleroImages.js";
+import { awsPluginImage, lvpStandInImage, veleroImage } from "../cluster/node/veleroImages.js";
 import { until } from "../cluster/wait.js";
 import { chartDir } from "../chart/helm.js";
 import { helmOnNode, imageArchive, installChart, NAMESPACE, RELEASE } from "./chartInstall.js";
@@ -22,7 +22,7 @@ export const VELERO_NS = "velero";
 /** A Velero release as pods: its images, the CLI that installs and drives it, and its install flags. */
 export interface VeleroStack {
   velero: { ref: string; archive: string };
-  plugin: { ref: string; archive: string };
+  plugins: Array<{ ref: string; archive: string }>;
   cli: string;
   installArgs: string[];
   /** `velero install --kubelet-root-dir` exists (1.17+); before, node-agent's hostPath volumes are edited as Velero's docs say. */
@@ -31,15 +31,18 @@ export interface VeleroStack {
 
 /** Today's: Velero VELERO with kopia (its default uploader) and velero-plugin-for-aws VELERO_AWS_PLUGIN. */
 export function currentStack(): VeleroStack {
-  return { velero: veleroImage(), plugin: awsPluginImage(), cli: veleroPaths().velero, installArgs: [], kubeletRootDirFlag: true };
+  return { velero: veleroImage(), plugins: [awsPluginImage()], cli: veleroPaths().velero, installArgs: [], kubeletRootDirFlag: true };
 }
 
-/** The KOTS era's: Velero VELERO_KOTS with restic file-system backup (test/velero/tools-kots). */
+/**
+ * The KOTS era's: Velero VELERO_KOTS with restic file-system backup (test/velero/tools-kots), with the AWS plugin
+ * and the local-volume-provider stand-in, as KOTS installs them for S3-compatible and NFS/hostPath destinations.
+ */
 export function kotsStack(): VeleroStack {
   const versions = pinnedVersions();
   return {
     velero: veleroImage(versions.VELERO_KOTS),
-    plugin: awsPluginImage(versions.VELERO_KOTS_AWS_PLUGIN),
+    plugins: [awsPluginImage(versions.VELERO_KOTS_AWS_PLUGIN), lvpStandInImage()],
     cli: path.join(cacheDir, `velero-image-${versions.VELERO_KOTS!}`, "velero"),
     installArgs: ["--uploader-type=restic"],
     kubeletRootDirFlag: false,
@@ -59,13 +62,15 @@ export class VeleroScenario {
     readonly stack: VeleroStack,
   ) {
     this.timings = { ...node.timings };
+    this.cli = stack.cli;
     this.storeRoot = this.folder("app-snapshots-velero-store-", 65532);
   }
 
-  /** Starts the node, installs our chart and Velero, and waits for the location to be Available. */
-  static async start(stack: VeleroStack): Promise<VeleroScenario> {
+  /** Starts the node, installs our chart and Velero, and waits for the location to be Available; `laterImages` are for upgrades. */
+  static async start(stack: VeleroStack, laterImages: string[] = []): Promise<VeleroScenario> {
     await sweepHost();
-    const node = await startRealNode({ log: (line) => console.log(`[real-node] ${line}`), imageArchives: [imageArchive(), stack.velero.archive, stack.plugin.archive] });
+    const archives = [imageArchive(), stack.velero.archive, ...stack.plugins.map((plugin) => plugin.archive), ...laterImages];
+    const node = await startRealNode({ log: (line) => console.log(`[real-node] ${line}`), imageArchives: archives });
     const scenario = new VeleroScenario(node, stack);
     try {
       await scenario.install();
@@ -80,8 +85,11 @@ export class VeleroScenario {
     return run(toolPath("kubectl"), ["--kubeconfig", this.node.kubeconfigPath, ...args], input);
   }
 
+  /** The Velero CLI in use (an upgrade moves to the new release's). */
+  cli: string;
+
   velero(args: string[]): string {
-    return run(this.stack.cli, ["--kubeconfig", this.node.kubeconfigPath, "--namespace", VELERO_NS, ...args]);
+    return run(this.cli, ["--kubeconfig", this.node.kubeconfigPath, "--namespace", VELERO_NS, ...args]);
   }
 
   exec(script: string): string {
@@ -116,7 +124,7 @@ export class VeleroScenario {
       "install",
       `--kubeconfig=${node.kubeconfigPath}`,
       `--image=${this.stack.velero.ref}`,
-      `--plugins=${this.stack.plugin.ref}`,
+      `--plugins=${this.stack.plugins.map((plugin) => plugin.ref).join(",")}`,
       "--no-default-backup-location",
       "--no-secret",
       "--use-volume-snapshots=false",
@@ -251,9 +259,9 @@ export class VeleroScenario {
   }
 
   /** `velero backup create --wait`: Completed, its hook run in the container, a PodVolumeBackup per volume by `uploader`. */
-  backUp(name: string, uploader: "kopia" | "restic"): void {
+  backUp(name: string, uploader: "kopia" | "restic", location?: string): void {
     const since = Date.now();
-    this.velero(["backup", "create", name, "--include-namespaces", APP, "--wait"]);
+    this.velero(["backup", "create", name, "--include-namespaces", APP, ...(location ? ["--storage-location", location] : []), "--wait"]);
     this.timings[`backup ${name}`] = (Date.now() - since) / 1000;
     const backup = JSON.parse(this.kubectl(["-n", VELERO_NS, "get", "backup", name, "-o", "json"])) as { status: { phase: string; hookStatus?: { hooksAttempted?: number; hooksFailed?: number } } };
     expect(backup.status.phase).toBe("Completed");
@@ -272,6 +280,7 @@ export class VeleroScenario {
   async deleteAndRestore(backup: string, restore: string): Promise<V1Pod> {
     const core = this.node.kubeConfig.makeApiClient(CoreV1Api);
     const since = Date.now();
+    const volume = (await core.readNamespacedPersistentVolumeClaim({ name: "data", namespace: APP })).spec!.volumeName!;
     await core.deleteNamespace({ name: APP });
     await until("namespace shop gone", async () => {
       try {
@@ -282,7 +291,7 @@ export class VeleroScenario {
       }
     }, 120_000);
     // The "provisioner": an empty volume for the restored claim (Velero restores file-system-backed claims unbound).
-    this.kubectl(["delete", "pv", "shop-data"]);
+    this.kubectl(["delete", "pv", volume]);
     this.provisionVolume(`shop-data-${restore}`);
     this.velero(["restore", "create", restore, "--from-backup", backup, "--wait"]);
     this.timings[`delete and restore ${restore}`] = (Date.now() - since) / 1000;
