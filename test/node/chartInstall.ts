@@ -28,7 +28,10 @@ export async function helmOnNode(kubeconfig: string, args: string[], timeoutMs =
   return result;
 }
 
-/** `helm install` of the chart with a hostPath volume on node localhost, waiting until every pod is Ready. */
+/**
+ * `helm install` of the chart with a hostPath volume on node localhost, as the README gives it (Velero's exclusion
+ * label on Helm's release Secrets), waiting until every pod is Ready.
+ */
 export function installChart(kubeconfig: string, hostPath: string): Promise<HelmResult> {
   return helmOnNode(kubeconfig, [
     "install",
@@ -37,6 +40,8 @@ export function installChart(kubeconfig: string, hostPath: string): Promise<Helm
     "--namespace",
     NAMESPACE,
     "--create-namespace",
+    "--labels",
+    "velero.io/exclude-from-backup=true",
     "--set",
     `storage.volume.hostPath.path=${hostPath}`,
     "--set",

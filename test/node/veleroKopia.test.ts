@@ -10,7 +10,7 @@ import { createCa, issueCertificate } from "../../src/certs/authority.js";
 import { run } from "../cluster/node/host.js";
 import { until } from "../cluster/wait.js";
 import { storeListing } from "../s3/inspect.js";
-import { NAMESPACE } from "./chartInstall.js";
+import { NAMESPACE, RELEASE } from "./chartInstall.js";
 import { withoutNode } from "./gate.js";
 import { APP, currentStack, VELERO_NS, VeleroScenario } from "./veleroScenario.js";
 
@@ -159,5 +159,21 @@ describe.skipIf(withoutNode)("Velero with kopia through our S3 endpoint, on the 
     const file = path.join(out, "b1.tar.gz");
     on.velero(["backup", "download", "b1", "-o", file]);
     expect(run("tar", ["-tzf", file])).toMatch(/resources\/pods\/namespaces\/shop\/db\.json/);
+  });
+
+  it("keeps our Secrets out of a Velero backup of our namespace and Velero's: the CA key, the storage keys and Helm's release records", () => {
+    const on = started();
+    on.velero(["backup", "create", "ours", "--include-namespaces", `${NAMESPACE},${VELERO_NS}`, "--wait"]);
+    const file = path.join(on.folder("app-snapshots-velero-download-"), "ours.tar.gz");
+    on.velero(["backup", "download", "ours", "-o", file]);
+    const listed = run("tar", ["-tzf", file]);
+    const secrets = [...listed.matchAll(/resources\/secrets\/namespaces\/([^/]+)\/([^/]+)\.json/g)].map((m) => `${m[1]}/${m[2]}`).sort();
+    // Not vacuous: our Deployments are in it, and so are Velero's own Secrets, which carry no exclusion label.
+    expect(listed).toMatch(new RegExp(`resources/deployments\\.apps/namespaces/${NAMESPACE}/${RELEASE}-storage\\.json`));
+    expect(secrets).toContain(`${VELERO_NS}/velero-repo-credentials`);
+    expect(secrets.filter((name) => name.startsWith(`${NAMESPACE}/`) || name.includes("app-snapshots") || name.includes("sh.helm.release"))).toEqual([]);
+    // They exist in the cluster, so the backup left them out on purpose.
+    const ours = on.kubectl(["get", "secrets", "-A", "-o", "jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}{\"\\n\"}{end}"]).split("\n");
+    expect(ours).toEqual(expect.arrayContaining([`${NAMESPACE}/${RELEASE}-webhook-tls`, `${NAMESPACE}/${RELEASE}-storage-credentials`, `${VELERO_NS}/${RELEASE}-storage-credentials`, `${NAMESPACE}/sh.helm.release.v1.${RELEASE}.v2`]));
   });
 });

@@ -70,6 +70,9 @@ metadata:
   {{- end }}
   labels:
     {{- include "app-snapshots.labels" . | nindent 4 }}
+    {{- with .extraLabels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
   {{- $annotations := merge (dict) (.annotations | default (dict)) (.root.Values.commonAnnotations | default (dict)) }}
   {{- with $annotations }}
   annotations:

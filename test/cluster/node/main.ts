@@ -33,6 +33,7 @@ mkdirSync(volume, { recursive: true });
 chownSync(volume, 65532, 65532);
 console.log(`install:        ${kubectl} create namespace velero   # the chart copies the storage credentials there`);
 console.log(`                ${toolPath("helm")} --kubeconfig ${node.kubeconfigPath} install app-snapshots ${path.join(repoRoot, "chart", "app-snapshots")} -n app-snapshots --create-namespace \\`);
+console.log("                  --labels velero.io/exclude-from-backup=true \\");
 console.log(`                  --set storage.volume.hostPath.path=${volume} --set storage.volume.hostPath.node=localhost --wait`);
 console.log("Ctrl-C stops it and restores the host.");
 // Read by test/node/sweep.test.ts, which drives this program.
