@@ -81,24 +81,23 @@ func bucketVolume(volumeType, bucket string, config map[string]string) (corev1.V
 	return volume, nil
 }
 
-func setVolume(volumes []corev1.Volume, volume corev1.Volume) []corev1.Volume {
-	for i := range volumes {
-		if volumes[i].Name == volume.Name {
-			volumes[i] = volume
-			return volumes
+// upsert replaces the item with the same key, or appends it.
+func upsert[T any](items []T, item T, key func(T) string) []T {
+	for i := range items {
+		if key(items[i]) == key(item) {
+			items[i] = item
+			return items
 		}
 	}
-	return append(volumes, volume)
+	return append(items, item)
+}
+
+func setVolume(volumes []corev1.Volume, volume corev1.Volume) []corev1.Volume {
+	return upsert(volumes, volume, func(v corev1.Volume) string { return v.Name })
 }
 
 func setMount(mounts []corev1.VolumeMount, mount corev1.VolumeMount) []corev1.VolumeMount {
-	for i := range mounts {
-		if mounts[i].Name == mount.Name {
-			mounts[i] = mount
-			return mounts
-		}
-	}
-	return append(mounts, mount)
+	return upsert(mounts, mount, func(m corev1.VolumeMount) string { return m.Name })
 }
 
 // ensureResources mounts the bucket's volume at <root>/<bucket> in node-agent's first container and in the velero
