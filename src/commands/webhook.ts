@@ -11,7 +11,8 @@ import { listenAt } from "../server/listenAddress.js";
 import { Lifecycle } from "../server/lifecycle.js";
 import { createLogger } from "../server/logger.js";
 import { createMetricsRegistry } from "../server/metrics.js";
-import { readTlsFiles, watchTlsFiles } from "../server/tlsFiles.js";
+import { readCaFile, readTlsFiles, watchFiles, watchTlsFiles } from "../server/tlsFiles.js";
+import { requireClientCertificate } from "../server/clientAuth.js";
 import type { ClusterState } from "../admission/state.js";
 import { loadStateFiles } from "./stateFiles.js";
 import { collect, durationMs } from "./options.js";
@@ -77,7 +78,23 @@ export function tlsMode(options: WebhookOptions, namespace: string | undefined):
   };
 }
 
+/** Client-certificate authentication of callers (the apiserver), or undefined when off. */
+export function clientAuthMode(options: Pick<WebhookOptions, "clientCa" | "clientName">): { caFile: string; names: string[] } | undefined {
+  const names = options.clientName ?? [];
+  if (!options.clientCa) {
+    if (names.length > 0) throw new Error("--client-name needs --client-ca: the CA that signs the apiserver's client certificate");
+    return undefined;
+  }
+  // A CA such as the cluster's signs kubelets' and users' certificates too: the name singles out the apiserver.
+  if (names.length === 0) throw new Error("--client-ca needs at least one --client-name: the CN or DNS name of the apiserver's client certificate");
+  for (const name of names) if (!name.trim()) throw new Error("--client-name must not be empty");
+  return { caFile: options.clientCa, names };
+}
+
 interface WebhookOptions {
+  clientCa?: string;
+  /** Commander defaults it to []. */
+  clientName?: string[];
   tlsCert?: string;
   tlsKey?: string;
   tlsSecret?: string;
@@ -120,6 +137,8 @@ export function registerWebhook(program: Command): void {
     .option("--ca-lifetime <duration>", "with --tls-secret: CA validity; a successor is made when a third is left, and both are trusted until the old one expires", "8760h")
     .option("--cert-lifetime <duration>", "with --tls-secret: serving certificate validity; renewed at two-thirds", "168h")
     .option("--ca-publish-delay <duration>", "with --tls-secret: how long a new CA must be in every caBundle before certificates it signed are served", "10s")
+    .option("--client-ca <file>", "require callers to present a client certificate signed by this CA (PEM bundle; reloaded when it changes); needs --client-name")
+    .option("--client-name <name>", "with --client-ca: a CN or DNS SAN a caller's certificate may carry (the apiserver's); repeatable", collect, [])
     .option("--host <address>", 'address to listen on (HTTPS and health); "" listens on every interface, IPv6 and IPv4', "127.0.0.1")
     .option("--port <port>", "HTTPS port", "8443")
     .option("--health-port <port>", "plain-HTTP port for /healthz, /readyz, /metrics", "8080")
@@ -142,6 +161,7 @@ export function registerWebhook(program: Command): void {
       const lifecycle = new Lifecycle(log, { drainDelayMs: Number(options.drainDelay) });
       const namespace = options.namespace ?? process.env.POD_NAMESPACE;
       const tls = tlsMode(options, namespace);
+      const clientAuth = clientAuthMode(options);
       const countPolicies = (snapshot: ClusterState) => {
         metrics.policies.set({ kind: "SnapshotPolicy" }, [...snapshot.policiesByNamespace.values()].reduce((n, l) => n + l.length, 0));
         metrics.policies.set({ kind: "ClusterSnapshotPolicy" }, snapshot.clusterPolicies.length);
@@ -202,34 +222,53 @@ export function registerWebhook(program: Command): void {
       await serveHealth(lifecycle, registry, Number(options.healthPort), options.host);
       lifecycle.installSignalHandlers();
       let server: RunningServer | undefined;
-      const start = (material: TlsMaterial) =>
-        listenAt(
-          { host: options.host || undefined, port: Number(options.port) },
-          { handler: admissionApp({ state: current, log, metrics, ...(prepareVelero ? { prepareVelero } : {}), ...(preparePods ? { preparePods } : {}), ...(onPodWarnings ? { onPodWarnings } : {}) }), tls: material },
-        );
+      // The serving pair and the client CA reload independently; the server always gets both.
+      let serving: TlsMaterial | undefined;
+      let clientCa = clientAuth ? readCaFile(clientAuth.caFile) : undefined;
+      const material = (): TlsMaterial => ({ ...serving!, ...(clientCa ? { ca: clientCa } : {}) });
+      const setServing = (pair: TlsMaterial) => {
+        serving = pair;
+        server?.setTls(material());
+      };
+      if (clientAuth) {
+        const { caFile } = clientAuth;
+        const setClientCa = (pem: Buffer) => {
+          clientCa = pem;
+          if (serving) server?.setTls(material());
+        };
+        lifecycle.onShutdown(watchFiles([caFile], () => readCaFile(caFile), setClientCa, log, "client CA"));
+      }
+      const app = admissionApp({ state: current, log, metrics, ...(prepareVelero ? { prepareVelero } : {}), ...(preparePods ? { preparePods } : {}), ...(onPodWarnings ? { onPodWarnings } : {}) });
+      const handler = clientAuth ? requireClientCertificate(app, clientAuth.names, log) : app;
+      const start = () => listenAt({ host: options.host || undefined, port: Number(options.port) }, { handler, tls: material(), clientCertificates: clientAuth !== undefined });
       if (tls.mode === "files") {
-        server = await start(readTlsFiles(tls.certFile, tls.keyFile));
-        lifecycle.onShutdown(watchTlsFiles(tls.certFile, tls.keyFile, (material) => server?.setTls(material), log));
+        serving = readTlsFiles(tls.certFile, tls.keyFile);
+        server = await start();
+        lifecycle.onShutdown(watchTlsFiles(tls.certFile, tls.keyFile, setServing, log));
       } else {
         // The HTTPS port opens once the Secret holds certificates (made by whichever replica leads).
         const kc = await loadKubeConfig(options.kubeconfig);
         const { SelfManagedCertificates } = await import("../certs/selfManaged.js");
-        let first: (material: TlsMaterial) => void = () => undefined;
-        const firstTls = new Promise<TlsMaterial>((resolve) => (first = resolve));
+        let first: () => void = () => undefined;
+        const firstTls = new Promise<void>((resolve) => (first = resolve));
         const certificates = new SelfManagedCertificates({
           ...tls.options,
           kc,
           log,
           registry,
-          onCertificates: (material) => (server ? server.setTls(material) : first(material)),
+          onCertificates: (pair) => {
+            setServing(pair);
+            first();
+          },
         });
         lifecycle.addReadinessCheck("certificates loaded", () => server !== undefined);
         lifecycle.onShutdown(() => certificates.stop());
         await certificates.start();
-        server = await start(await firstTls);
+        await firstTls;
+        server = await start();
       }
       if (lifecycle.shuttingDown) await server.close(0);
       else lifecycle.addServer(server);
-      log.info({ url: server.url, health: options.healthPort }, "webhook listening");
+      log.info({ url: server.url, health: options.healthPort, clientNames: clientAuth?.names }, "webhook listening");
     });
 }
