@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import express from "express";
 import type { ErrorRequestHandler, Request, Response } from "express";
 import type { Logger } from "../server/logger.js";
@@ -176,7 +177,9 @@ export function clientErrorsOnly(log: Logger): ErrorRequestHandler {
       next(err);
       return;
     }
-    log.error({ err, path: req.path }, "request failed");
-    sendJson(res, 500, { message: "internal error (see the webhook's log)" });
+    // A correlation id ties the caller's report to the log line without telling the caller anything.
+    const errorId = randomUUID();
+    log.error({ err, path: req.path, errorId }, "request failed");
+    sendJson(res, 500, { message: `internal error ${errorId} (see the webhook's log)` });
   };
 }

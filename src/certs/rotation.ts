@@ -1,4 +1,4 @@
-import { CLOCK_SKEW_MS, createCa, issueCertificate } from "./authority.js";
+import { CLOCK_SKEW_MS, createCa, issueCertificate, type KeyPair } from "./authority.js";
 import { bundlePem, issuedBy, keyMatches, parseBundle, parseCertificate, type CertificateInfo } from "./pem.js";
 
 /**
@@ -81,13 +81,21 @@ export function caRotationAt(ca: CertificateInfo): number {
 const LIFETIME_SLACK_MS = 2_000;
 
 /** Whether `cert` was issued for longer than `lifetimeMs` (the setting was lowered after it was made). */
-function outlives(cert: CertificateInfo, lifetimeMs: number): boolean {
+export function outlives(cert: CertificateInfo, lifetimeMs: number): boolean {
   return cert.notAfter - issuedAt(cert) > lifetimeMs + LIFETIME_SLACK_MS;
 }
 
-const duration = (ms: number) => (ms % 3_600_000 === 0 ? `${ms / 3_600_000}h` : `${ms / 1000}s`);
+/** A lifetime as the flags write it. */
+export const duration = (ms: number) => (ms % 3_600_000 === 0 ? `${ms / 3_600_000}h` : `${ms / 1000}s`);
 
-function sansMatch(leaf: CertificateInfo, settings: RotationSettings): boolean {
+/** The names a serving certificate must carry. */
+export interface ServingNames {
+  dnsNames: string[];
+  ipAddresses: string[];
+}
+
+/** Whether the certificate carries exactly these SANs. */
+export function sansMatch(leaf: CertificateInfo, settings: ServingNames): boolean {
   const wanted = settings.dnsNames.length + settings.ipAddresses.length;
   const present = (leaf.x509.subjectAltName ?? "").split(", ").filter(Boolean).length;
   return (
@@ -138,20 +146,24 @@ export function planRotation(current: TlsSecretData | undefined, view: RotationV
   return { kind: "wait", reason: "certificates are current", until: Math.min(leafRenewalAt(leaf), caRotationAt(signer), nextExpiry) };
 }
 
+/** A serving certificate for these names from `signer`, never outliving it. */
+export function issueServing(signer: KeyPair, names: ServingNames, lifetimeMs: number, now: Date): KeyPair {
+  return issueCertificate(signer, {
+    commonName: names.dnsNames[0] ?? names.ipAddresses[0] ?? "app-snapshots",
+    dnsNames: names.dnsNames,
+    ipAddresses: names.ipAddresses,
+    usage: "server",
+    validitySeconds: lifetimeMs / 1000,
+    notAfter: new Date(parseCertificate(signer.certPem).notAfter),
+    now,
+  });
+}
+
 /** Carries out a step that changes the Secret (key generation makes this the impure half). */
 export function applyRotation(step: RotationStep, current: TlsSecretData | undefined, now: number, settings: RotationSettings): TlsSecretData {
   const at = new Date(now);
   const newCa = () => createCa({ commonName: `app-snapshots-webhook-ca-${at.toISOString()}`, validitySeconds: settings.caLifetimeMs / 1000, now: at });
-  const newLeaf = (signer: { certPem: string; keyPem: string }) =>
-    issueCertificate(signer, {
-      commonName: settings.dnsNames[0] ?? settings.ipAddresses[0] ?? "app-snapshots-webhook",
-      dnsNames: settings.dnsNames,
-      ipAddresses: settings.ipAddresses,
-      usage: "server",
-      validitySeconds: settings.certLifetimeMs / 1000,
-      notAfter: new Date(parseCertificate(signer.certPem).notAfter),
-      now: at,
-    });
+  const newLeaf = (signer: KeyPair) => issueServing(signer, settings, settings.certLifetimeMs, at);
   switch (step.kind) {
     case "wait":
       if (!current) throw new Error("nothing to keep");
@@ -189,20 +201,25 @@ export function applyRotation(step: RotationStep, current: TlsSecretData | undef
   }
 }
 
-/** Secret `data` (base64) to certificates; undefined when a key is missing. */
-export function fromSecretData(data: Record<string, string> | undefined): TlsSecretData | undefined {
+/** Secret `data` (base64) to the text of these keys; undefined when one is missing. */
+export function decodeKeys<K extends string>(data: Record<string, string> | undefined, keys: readonly K[]): Record<K, string> | undefined {
   if (!data) return undefined;
-  const out: Partial<TlsSecretData> = {};
-  for (const key of TLS_SECRET_KEYS) {
+  const out: Partial<Record<K, string>> = {};
+  for (const key of keys) {
     const value = data[key];
     if (value === undefined) return undefined;
     out[key] = Buffer.from(value, "base64").toString("utf8");
   }
-  return out as TlsSecretData;
+  return out as Record<K, string>;
 }
 
-export function toSecretData(certs: TlsSecretData): Record<string, string> {
-  return Object.fromEntries(TLS_SECRET_KEYS.map((key) => [key, Buffer.from(certs[key]).toString("base64")]));
+export function encodeKeys<K extends string>(values: Record<K, string>, keys: readonly K[]): Record<string, string> {
+  return Object.fromEntries(keys.map((key) => [key, Buffer.from(values[key]).toString("base64")]));
 }
+
+/** Secret `data` (base64) to certificates; undefined when a key is missing. */
+export const fromSecretData = (data: Record<string, string> | undefined): TlsSecretData | undefined => decodeKeys(data, TLS_SECRET_KEYS);
+
+export const toSecretData = (certs: TlsSecretData): Record<string, string> => encodeKeys(certs, TLS_SECRET_KEYS);
 
 const iso = (ms: number) => new Date(ms).toISOString();

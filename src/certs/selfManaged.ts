@@ -7,6 +7,7 @@ import type { TlsMaterial } from "../server/http.js";
 import type { Logger } from "../server/logger.js";
 import { bundlePublished, caBundlePatch, type WebhookConfigurationView } from "./caBundle.js";
 import { keyMatches, parseCertificate } from "./pem.js";
+import { secretsOf, writeTlsSecret, type Secret } from "./tlsSecret.js";
 import { applyRotation, fromSecretData, planRotation, toSecretData, type RotationSettings, type TlsSecretData } from "./rotation.js";
 
 export interface WebhookConfigurationRef {
@@ -27,17 +28,13 @@ export interface SelfManagedOptions {
   settings: RotationSettings;
   /** Called with every new valid serving pair found in the Secret (every replica hot-reloads). */
   onCertificates: (tls: TlsMaterial) => void;
+  /** Also issue the storage's serving certificate from our CA (the elected replica, after each of its passes). */
+  storage?: { reconcile(webhook: TlsSecretData): Promise<number> } | undefined;
   /** Lease timing (tests shorten it). */
   lease?: { durationSeconds?: number; renewDeadlineMs?: number; retryPeriodMs?: number };
 }
 
-interface Secret extends KubernetesObject {
-  type?: string;
-  data?: Record<string, string>;
-}
-
 const ADMISSION_API = "/apis/admissionregistration.k8s.io/v1";
-const secretsOf = (namespace: string) => `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets`;
 const collectionOf = (kind: WebhookConfigurationRef["kind"]) => `${ADMISSION_API}/${kind === "MutatingWebhookConfiguration" ? "mutatingwebhookconfigurations" : "validatingwebhookconfigurations"}`;
 /** Checked at least this often even without events, so a missed watch event cannot stall renewal. */
 const MAX_SLEEP_MS = 60_000;
@@ -177,7 +174,7 @@ export class SelfManagedCertificates {
       if (current) await this.publish(current["ca.crt"]);
       const now = Date.now();
       const step = planRotation(current, { now, bundlePublishedSince: current ? this.publishedSince(current["ca.crt"], now) : undefined }, settings);
-      if (step.kind === "wait") return step.until - now;
+      if (step.kind === "wait") return Math.min(step.until - now, current ? await this.reconcileStorage(current) : 0);
       log.info({ step: step.kind, reason: step.reason, secret: this.options.secretName }, "updating webhook certificates");
       const next = applyRotation(step, current, now, settings);
       if (!(await this.write(secret, next))) return 200; // someone else wrote first: plan again on the watch event
@@ -185,6 +182,17 @@ export class SelfManagedCertificates {
       this.serve(this.written);
     }
     return 0;
+  }
+
+  /** The storage certificate's pass; its failure never stops the webhook's own renewals. */
+  private async reconcileStorage(current: TlsSecretData): Promise<number> {
+    if (!this.options.storage) return Number.POSITIVE_INFINITY;
+    try {
+      return await this.options.storage.reconcile(current);
+    } catch (err) {
+      this.options.log.warn({ err: (err as Error).message }, "storage certificate reconcile failed; retrying in 5s");
+      return 5_000;
+    }
   }
 
   /** When every configuration has carried `bundle` since (tracked here, as watch events arrive). */
@@ -219,29 +227,7 @@ export class SelfManagedCertificates {
   /** Creates or replaces the Secret (optimistic concurrency); false when another writer won. */
   private async write(previous: Secret | undefined, certs: TlsSecretData): Promise<boolean> {
     const { kc, namespace, secretName } = this.options;
-    const collection = secretsOf(namespace);
-    const metadata = {
-      ...(previous?.metadata ?? {}),
-      name: secretName,
-      namespace,
-      // Velero leaves it out of backups: it holds the CA's private key, and a restored cluster's webhook makes
-      // a new one (docs/certificates.md). pkg/backup/item_backupper.go skips items with this label.
-      labels: { ...(previous?.metadata?.labels ?? {}), "app.kubernetes.io/managed-by": "app-snapshots", "velero.io/exclude-from-backup": "true" },
-    };
-    // A Secret's type cannot change; one made by an admin as Opaque keeps its type.
-    const body = { apiVersion: "v1", kind: "Secret", type: previous?.type ?? "kubernetes.io/tls", metadata, data: { ...(previous?.data ?? {}), ...toSecretData(certs) } };
-    try {
-      const response = previous
-        ? await kubeRequest(kc, "PUT", `${collection}/${encodeURIComponent(secretName)}`, body)
-        : await kubeRequest(kc, "POST", collection, body);
-      this.written = response.body as Secret;
-      return true;
-    } catch (err) {
-      if (err instanceof KubeRequestError && err.status === 409) {
-        this.written = undefined;
-        return false;
-      }
-      throw err;
-    }
+    this.written = await writeTlsSecret(kc, namespace, secretName, previous, toSecretData(certs));
+    return this.written !== undefined;
   }
 }

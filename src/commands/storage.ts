@@ -54,6 +54,7 @@ interface ServeOptions extends KeyOptions {
   lvpIssuedHost?: string[];
   tlsCert?: string;
   tlsKey?: string;
+  lvpPlainHttp?: boolean;
   drainDelay: string;
   bucket?: string[];
 }
@@ -109,8 +110,9 @@ export function registerStorage(program: Command): void {
       .option("--durability <mode>", "full: fsync before acknowledging a write; none: skip fsync (benchmarks only)", "full")
       .option("--shared", "several replicas share the root (RWX volume): only reclaim temp files of instances that stopped")
       .option("--read-only", "never write to the root (no temp-file reclaim, no metadata sweep)")
-      .option("--tls-cert <file>", "serve the LVP and S3 ports over TLS with this certificate (reloaded on change)")
+      .option("--tls-cert <file>", "serve the S3 and LVP ports over TLS with this certificate (reloaded on change)")
       .option("--tls-key <file>", "key for --tls-cert")
+      .option("--lvp-plain-http", "with --tls-cert: keep the LVP port plain HTTP (local-volume-provider builds http:// URLs to its file server) while S3 serves TLS")
       .option("--drain-delay <ms>", "time between turning unready and closing listeners on SIGTERM", "3000"),
   ).action(async (options: ServeOptions) => {
     await serveStorage(options);
@@ -180,6 +182,7 @@ async function serveStorage(options: ServeOptions): Promise<void> {
   if (options.s3Listen && !options.credentials) throw new Error("--s3-listen needs --credentials (an AWS shared-credentials file with the key pairs to accept)");
   if (options.s3Listen && options.readOnly) throw new Error("--s3-listen cannot be combined with --read-only");
   if (Boolean(options.tlsCert) !== Boolean(options.tlsKey)) throw new Error("--tls-cert and --tls-key go together");
+  if (options.lvpPlainHttp && !options.tlsCert) throw new Error("--lvp-plain-http only applies with --tls-cert: without it every port is plain HTTP already");
   // Every argument is checked before anything touches the root.
   const lvpAddress = options.lvpListen ? parseListenAddress(options.lvpListen) : undefined;
   const s3Address = options.s3Listen ? parseListenAddress(options.s3Listen) : undefined;
@@ -211,7 +214,9 @@ async function serveStorage(options: ServeOptions): Promise<void> {
   if (healthAddress) await serveHealth(lifecycle, registry, healthAddress.port, healthAddress.host);
 
   const tls: TlsMaterial | undefined = options.tlsCert && options.tlsKey ? readTlsFiles(options.tlsCert, options.tlsKey) : undefined;
+  /** The servers that speak TLS and reload the pair. */
   const servers: RunningServer[] = [];
+  const plainServers: RunningServer[] = [];
   if (s3Address && credentials) {
     const uploads = await MultipartUploads.open(store, { hashPool: store.hashPool, durability, log, shared: options.shared ?? false });
     lifecycle.onShutdown(() => uploads.close());
@@ -241,11 +246,12 @@ async function serveStorage(options: ServeOptions): Promise<void> {
   if (lvpAddress) {
     const issuedHosts = options.lvpIssuedHost ?? lvpIssuedHosts(process.env.POD_IP, networkInterfaces());
     const keys = await keySource(options);
-    const server = await listenAt(lvpAddress, { handler: lvpHandler({ store, keys, issuedHosts, log, metrics }), ...(tls ? { tls } : {}) });
-    servers.push(server);
+    const lvpTls = options.lvpPlainHttp ? undefined : tls;
+    const server = await listenAt(lvpAddress, { handler: lvpHandler({ store, keys, issuedHosts, log, metrics }), ...(lvpTls ? { tls: lvpTls } : {}) });
+    (lvpTls ? servers : plainServers).push(server);
     log.info({ url: server.url, root: store.layout.root, durability, readOnly: store.readOnly, keySource: keys.description, issuedHosts }, "LVP file server listening");
   }
-  for (const server of servers) lifecycle.addServer(server);
+  for (const server of [...servers, ...plainServers]) lifecycle.addServer(server);
   if (options.tlsCert && options.tlsKey) {
     const [certFile, keyFile] = [options.tlsCert, options.tlsKey];
     lifecycle.onShutdown(watchTlsFiles(certFile, keyFile, (material) => servers.forEach((server) => server.setTls(material)), log));

@@ -24,6 +24,11 @@ export interface ListenOptions {
   /** Everything binds to loopback unless told otherwise (the chart passes 0.0.0.0 inside the pod). */
   host?: string;
   tls?: TlsMaterial;
+  /**
+   * Ask TLS clients for a certificate, verified against `tls.ca` but not refused at the handshake, so
+   * the handler can answer why (requireClientCertificate in clientAuth.ts).
+   */
+  clientCertificates?: boolean;
   /** Override REQUEST_TIMEOUT_MS (0: none), e.g. for multi-GiB uploads. */
   requestTimeoutMs?: number;
   /** Request line plus headers, in bytes (Node's default: 16 KiB). */
@@ -67,7 +72,7 @@ export async function listen(options: ListenOptions): Promise<RunningServer> {
     ...(options.maxHeaderSize ? { maxHeaderSize: options.maxHeaderSize } : {}),
   };
   const server = options.tls
-    ? https.createServer({ ...serverOptions, ...tlsOptions(options.tls) }, options.handler)
+    ? https.createServer({ ...serverOptions, ...tlsOptions(options.tls), ...(options.clientCertificates ? { requestCert: true, rejectUnauthorized: false } : {}) }, options.handler)
     : http.createServer(serverOptions, options.handler);
   // Set both explicitly rather than rely on createServer's options, which older Node releases ignored.
   server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;

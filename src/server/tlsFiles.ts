@@ -1,5 +1,6 @@
 import { readFileSync, unwatchFile, watchFile } from "node:fs";
 import { createSecureContext } from "node:tls";
+import { parseBundle } from "../certs/pem.js";
 import type { TlsMaterial } from "./http.js";
 import type { Logger } from "./logger.js";
 
@@ -10,30 +11,38 @@ export function readTlsFiles(certFile: string, keyFile: string): TlsMaterial {
   return material;
 }
 
+/** Reads a PEM bundle of CA certificates, refusing a file that holds none or one that does not parse. */
+export function readCaFile(file: string): Buffer {
+  const pem = readFileSync(file);
+  if (parseBundle(pem.toString("utf8")).length === 0) throw new Error(`${file} holds no PEM certificate`);
+  return pem;
+}
+
 /**
- * Polls the files (robust to Secret volumes, whose files change by a symlink swap that inotify on
- * the file misses) and hands every new valid pair to `apply`. A half-written or mismatched pair
- * is logged and skipped; the previous certificate stays in use.
+ * Polls the files (robust to Secret and ConfigMap volumes, whose files change by a symlink swap that
+ * inotify on the file misses) and hands every new valid result of `read` to `apply`. A half-written or
+ * inconsistent set is logged and skipped; the previous one stays in use.
  */
-export function watchTlsFiles(certFile: string, keyFile: string, apply: (tls: TlsMaterial) => void, log: Logger, intervalMs = 1_000): () => void {
+export function watchFiles<T extends Buffer | TlsMaterial>(files: string[], read: () => T, apply: (value: T) => void, log: Logger, what: string, intervalMs = 1_000): () => void {
   let last = "";
   const reload = () => {
     try {
-      const material = readTlsFiles(certFile, keyFile);
-      const fingerprint = `${material.cert.toString()}\n${material.key.toString()}`;
+      const value = read();
+      const fingerprint = Buffer.isBuffer(value) ? value.toString() : `${value.cert.toString()}\n${value.key.toString()}`;
       if (fingerprint === last) return;
       last = fingerprint;
-      apply(material);
-      log.info({ certFile }, "serving certificate loaded");
+      apply(value);
+      log.info({ files }, `${what} loaded`);
     } catch (err) {
-      log.warn({ certFile, keyFile, err: (err as Error).message }, "certificate files not usable yet; keeping the previous pair");
+      log.warn({ files, err: (err as Error).message }, `${what} files not usable yet; keeping the previous ones`);
     }
   };
   reload();
-  watchFile(certFile, { interval: intervalMs, persistent: false }, reload);
-  watchFile(keyFile, { interval: intervalMs, persistent: false }, reload);
-  return () => {
-    unwatchFile(certFile, reload);
-    unwatchFile(keyFile, reload);
-  };
+  for (const file of files) watchFile(file, { interval: intervalMs, persistent: false }, reload);
+  return () => files.forEach((file) => unwatchFile(file, reload));
+}
+
+/** watchFiles for a serving certificate and key pair. */
+export function watchTlsFiles(certFile: string, keyFile: string, apply: (tls: TlsMaterial) => void, log: Logger, intervalMs = 1_000): () => void {
+  return watchFiles([certFile, keyFile], () => readTlsFiles(certFile, keyFile), apply, log, "serving certificate", intervalMs);
 }

@@ -252,12 +252,12 @@ describe("Velero end to end: backup, download links and restore through app-snap
     // The BackupStorageLocation the chart's NOTES print, pointed at this storage process (the in-cluster
     // Service name does not resolve out here), with the Secret of the name it gives.
     const install = await helm(
-      ["install", RELEASE, chartDir, "--namespace", OURS, "--dry-run=server", "--output", "json", "--set", "storage.volume.existingClaim=velero-backups", "--set", `storage.s3.publicUrl=${storage.publicUrl}`],
+      ["install", RELEASE, chartDir, "--namespace", OURS, "--dry-run=server", "--output", "json", "--set", "storage.volume.existingClaim=velero-backups", "--set", `storage.s3.publicUrl=${storage.publicUrl}`, "--set", "storage.tls.enabled=false"],
       { kubeconfig: kubeconfigPath },
     );
     expect(install.code, install.stderr).toBe(0);
     const notes = (JSON.parse(install.stdout) as { info: { notes: string } }).info.notes;
-    const heredoc = /kubectl apply -f - <<'EOF'\n([\s\S]*?)\nEOF\n/.exec(notes);
+    const heredoc = /kubectl apply -f - <<EOF\n([\s\S]*?)\nEOF\n/.exec(notes);
     expect(heredoc, notes).not.toBeNull();
     location = parseManifests(heredoc![1]!, "NOTES.txt")[0] as VeleroObject;
     const config = location.spec!.config as Record<string, string>;

@@ -149,7 +149,7 @@ export class VeleroScenario {
 
     // The BackupStorageLocation exactly as the chart's NOTES print it, made the default as they suggest.
     const notes = (await helmOnNode(node.kubeconfigPath, ["get", "notes", RELEASE, "--namespace", NAMESPACE])).stdout;
-    const bsl = /kubectl apply -f - <<'EOF'\n([\s\S]*?)\nEOF/.exec(notes)?.[1];
+    const bsl = /kubectl apply -f - <<EOF\n([\s\S]*?)\nEOF/.exec(notes)?.[1];
     if (!bsl) throw new Error(`no BackupStorageLocation in the chart's NOTES:\n${notes}`);
     this.kubectl(["apply", "-f", "-"], bsl.replace("spec:\n", "spec:\n  default: true\n"));
     const objects = node.kubeConfig.makeApiClient(CustomObjectsApi);

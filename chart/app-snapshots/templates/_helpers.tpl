@@ -277,3 +277,51 @@ A Go duration (values.schema.json's pattern: 1h30m, 8760h, 180s, 1.5h) in millis
 {{- end -}}
 {{- $total -}}
 {{- end -}}
+
+{{/* Storage TLS ------------------------------------------------------------------------------------ */}}
+
+{{/*
+Where the storage's serving certificate comes from: "" (plain HTTP), existingSecret, selfManaged (the webhook's
+elected replica issues it from its CA), certManager, or none (no source: validate.yaml refuses it).
+*/}}
+{{- define "app-snapshots.storage.tlsMode" -}}
+{{- $tls := .Values.storage.tls -}}
+{{- if not $tls.enabled -}}
+{{- else if $tls.existingSecret -}}existingSecret
+{{- else if .Values.certManager.enabled -}}certManager
+{{- else if and (include "app-snapshots.webhook.enabled" .) (not .Values.certs.existingSecret) -}}selfManaged
+{{- else -}}none
+{{- end -}}
+{{- end -}}
+
+{{- define "app-snapshots.storage.tlsSecret" -}}
+{{- default (printf "%s-storage-tls" (include "app-snapshots.fullname" .)) .Values.storage.tls.existingSecret -}}
+{{- end -}}
+
+{{/* The storage certificate's DNS names, one a line: the Service's names, then storage.tls.extraDnsNames. */}}
+{{- define "app-snapshots.storage.dnsNames" -}}
+{{- $name := include "app-snapshots.storage.name" . -}}
+{{- $names := list $name (printf "%s.%s" $name .Release.Namespace) (printf "%s.%s.svc" $name .Release.Namespace) -}}
+{{- join "\n" (concat $names .Values.storage.tls.extraDnsNames) -}}
+{{- end -}}
+
+{{/* The S3 endpoint inside the cluster, as the BackupStorageLocation names it. */}}
+{{- define "app-snapshots.storage.s3Url" -}}
+{{- printf "%s://%s.%s.svc:9000" (ternary "https" "http" .Values.storage.tls.enabled) (include "app-snapshots.storage.name" .) .Release.Namespace -}}
+{{- end -}}
+
+{{/* The ConfigMap holding the CA of the apiserver's client certificate (webhook.clientAuth). */}}
+{{- define "app-snapshots.webhook.clientCaConfigMap" -}}
+{{- default (printf "%s-webhook-client-ca" (include "app-snapshots.fullname" .)) .Values.webhook.clientAuth.existingConfigMap -}}
+{{- end -}}
+
+{{/* The cert-manager issuer of our certificates: certManager.issuerRef, else the chart's own CA Issuer. */}}
+{{- define "app-snapshots.certManager.issuerRef" -}}
+{{- $ref := .Values.certManager.issuerRef -}}
+{{- if not $ref -}}
+{{- $ref = dict "name" (printf "%s-webhook-ca" (include "app-snapshots.fullname" .)) "kind" "Issuer" "group" "cert-manager.io" -}}
+{{- end -}}
+name: {{ $ref.name }}
+kind: {{ $ref.kind | default "Issuer" }}
+group: {{ $ref.group | default "cert-manager.io" }}
+{{- end -}}

@@ -2,6 +2,7 @@ import { X509Certificate } from "node:crypto";
 import { KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { KubeRequestError, kubeRequest } from "../../../src/kube/request.js";
+import { issuedBy, parseBundle, parseCertificate } from "../../../src/certs/pem.js";
 import { applyPodMutatingWebhook, applyVeleroValidatingWebhook, webhookProcess, type WebhookProcess } from "../../cluster/webhook.js";
 import { until } from "../../cluster/wait.js";
 
@@ -9,7 +10,9 @@ import { until } from "../../cluster/wait.js";
  * Self-managed webhook certificates against the real apiserver: two webhook replicas share a
  * Secret and a Lease; the leader creates the certificates and patches caBundle into both
  * configurations; with lifetimes of seconds, admission keeps working across several renewals and
- * CA rotations without a restart; leadership moves when the leader stops.
+ * CA rotations without a restart; leadership moves when the leader stops. The leader also issues the
+ * storage's certificate from the same CA and keeps a BackupStorageLocation's caCert equal to the bundle,
+ * so a client configured from the location always verifies the storage.
  */
 const cluster = inject("cluster");
 const kc = new KubeConfig();
@@ -23,6 +26,8 @@ const secretName = "webhook-tls";
 const mutating = `certs-pods-${run}`;
 const validating = `certs-velero-${run}`;
 const replicas: WebhookProcess[] = [];
+const storageSecretName = "storage-tls";
+const location = "backups";
 
 interface Secret {
   data?: Record<string, string>;
@@ -34,6 +39,11 @@ interface Configuration {
 
 const secretPath = `/api/v1/namespaces/${ns}/secrets/${secretName}`;
 const readSecret = async () => (await kubeRequest(kc, "GET", secretPath)).body as Secret;
+const readStorageSecret = async () => (await kubeRequest(kc, "GET", `/api/v1/namespaces/${ns}/secrets/${storageSecretName}`)).body as Secret;
+const locationPath = `/apis/velero.io/v1/namespaces/${ns}/backupstoragelocations/${location}`;
+const locationCaCert = async () => Buffer.from(((await kubeRequest(kc, "GET", locationPath)).body as { spec: { objectStorage: { caCert?: string } } }).spec.objectStorage.caCert ?? "", "base64").toString();
+/** Whether `leafPem` chains to one of the CAs of a PEM bundle (what a TLS client with that caCert checks). */
+const verifiesWith = (leafPem: string, bundle: string) => parseBundle(bundle).some((ca) => issuedBy(parseCertificate(leafPem), ca));
 const decoded = (secret: Secret, key: string) => Buffer.from(secret.data?.[key] ?? "", "base64").toString();
 const caBundleOf = async (kind: "mutating" | "validating", name: string) =>
   Buffer.from(((await kubeRequest(kc, "GET", `/apis/admissionregistration.k8s.io/v1/${kind}webhookconfigurations/${name}`)).body as Configuration).webhooks[0]!.clientConfig.caBundle ?? "", "base64").toString();
@@ -79,6 +89,12 @@ const selfManagedArgs = (lifetimes: { cert: string; ca: string }) => [
   `--cert-lifetime=${lifetimes.cert}`,
   `--ca-lifetime=${lifetimes.ca}`,
   "--ca-publish-delay=1s",
+  // The storage's certificate comes from the same CA; the location's caCert follows the bundle.
+  `--storage-tls-secret=${storageSecretName}`,
+  "--storage-cert-ip=127.0.0.1",
+  "--storage-cert-dns=localhost",
+  `--storage-cert-lifetime=${lifetimes.cert}`,
+  `--storage-backup-location=${ns}/${location}`,
 ];
 
 beforeAll(async () => {
@@ -89,6 +105,13 @@ beforeAll(async () => {
     kind: "SnapshotPolicy",
     metadata: { name: "databases", namespace: apps },
     spec: { podSelector: { matchLabels: { app: "postgres" } }, hooks: { preBackup: { command: ["/bin/sh", "-c", "sync"] } } },
+  });
+  // The location the NOTES print, applied without caCert: the leader adds it.
+  await kubeRequest(kc, "POST", `/apis/velero.io/v1/namespaces/${ns}/backupstoragelocations`, {
+    apiVersion: "velero.io/v1",
+    kind: "BackupStorageLocation",
+    metadata: { name: location, namespace: ns },
+    spec: { provider: "velero.io/aws", objectStorage: { bucket: "velero" }, config: { region: "us-east-1", s3ForcePathStyle: "true", s3Url: "https://localhost:9000" } },
   });
   // Two replicas, one at a time started so the first certainly leads; lifetimes of seconds.
   for (const name of ["a", "b"]) {
@@ -131,6 +154,12 @@ describe("self-managed webhook certificates", () => {
     await until("caBundle in both configurations", async () => ((await caBundleOf("mutating", mutating)) === bundle && (await caBundleOf("validating", validating)) === bundle ? true : undefined));
     expect(await until("the pod webhook to mutate through the apiserver", () => admitPod("canary"))).toBe(`${apps}/databases`);
     expect(await rejectBackup("canary")).toContain(`spec.storageLocation: BackupStorageLocation ${apps}/nope does not exist`);
+    // The storage certificate: its names, our CA, the bundle as ca.crt, and the location's caCert set to the bundle.
+    const storage = await until("the storage Secret", () => readStorageSecret().catch(() => undefined));
+    expect(new X509Certificate(decoded(storage, "tls.crt")).subjectAltName).toBe("DNS:localhost, IP Address:127.0.0.1");
+    expect(storage.metadata?.labels?.["velero.io/exclude-from-backup"]).toBe("true");
+    expect(verifiesWith(decoded(storage, "tls.crt"), decoded(storage, "ca.crt"))).toBe(true);
+    await until("the location's caCert", async () => ((await locationCaCert()) === decoded(await readSecret(), "ca.crt") ? true : undefined));
     // Exactly one replica leads.
     expect((await metric(replicas[0]!, "app_snapshots_webhook_certificate_leader")) + (await metric(replicas[1]!, "app_snapshots_webhook_certificate_leader"))).toBe(1);
   });
@@ -149,6 +178,7 @@ describe("self-managed webhook certificates", () => {
     const leaves = new Set<string>();
     const bundles = new Set<string>();
     const published = new Set<string>();
+    const storageLeaves = new Set<string>();
     const failures: string[] = [];
     let admitted = 0;
     const deadline = Date.now() + 32_000;
@@ -159,6 +189,11 @@ describe("self-managed webhook certificates", () => {
         leaves.add(decoded(secret, "tls.crt"));
         bundles.add(decoded(secret, "ca.crt"));
         published.add(await caBundleOf("mutating", mutating));
+        // A client configured from the location (read first) must verify whatever certificate the storage serves next.
+        const clientBundle = await locationCaCert();
+        const storageLeaf = decoded(await readStorageSecret(), "tls.crt");
+        storageLeaves.add(storageLeaf);
+        if (!verifiesWith(storageLeaf, clientBundle)) failures.push("the storage certificate does not verify with the location's caCert");
         await new Promise((resolve) => setTimeout(resolve, 250));
       }
     })();
@@ -172,12 +207,14 @@ describe("self-managed webhook certificates", () => {
     };
     await Promise.all([watcher, worker(1), worker(2), worker(3)]);
 
-    console.log(`[certs] rotation under load: ${admitted} admission requests, ${leaves.size} serving certificates, ${bundles.size} CA bundles, ${failures.length} failures`);
+    console.log(`[certs] rotation under load: ${admitted} admission requests, ${leaves.size} serving certificates, ${storageLeaves.size} storage certificates, ${bundles.size} CA bundles, ${failures.length} failures`);
     expect(failures, failures.slice(0, 5).join("\n")).toEqual([]);
     expect(admitted).toBeGreaterThan(100);
     expect(await failOpenCount()).toBe(failOpenBefore);
     // 6 s certificates renewed at 4 s, a 15 s CA rotated at 10 s: several of each in 32 s.
     expect(leaves.size).toBeGreaterThanOrEqual(5);
+    // 6 s storage certificates are renewed too, and follow the CA rotations.
+    expect(storageLeaves.size).toBeGreaterThanOrEqual(4);
     expect(bundles.size).toBeGreaterThanOrEqual(3);
     expect(published.size).toBeGreaterThanOrEqual(3);
     expect(Math.max(...[...bundles].map((b) => b.match(/BEGIN CERTIFICATE/g)?.length ?? 0))).toBe(2);

@@ -1,9 +1,12 @@
 import { X509Certificate } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import https from "node:https";
 import os from "node:os";
 import path from "node:path";
 import { ListBucketsCommand, S3Client } from "@aws-sdk/client-s3";
 import { KubeConfig } from "@kubernetes/client-node";
+import { NodeHttpHandler } from "@smithy/node-http-handler";
+import { createCa } from "../../../src/certs/authority.js";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { parseCredentials } from "../../../src/s3/credentials.js";
 import { KubeRequestError, kubeRequest } from "../../../src/kube/request.js";
@@ -196,7 +199,7 @@ describe("helm install of the chart, with its processes run locally", () => {
     }
   });
 
-  it("runs the storage service with the Deployment's arguments and the generated credentials", async () => {
+  it("runs the storage service with the Deployment's arguments, the generated credentials and the certificate the webhook issued (chart RBAC only)", async () => {
     const { args } = await deploymentArgs(`${fullname}-storage`);
     expect(args[0]).toBe("storage");
     const credentials = await secret(ns, `${fullname}-storage-credentials`);
@@ -207,12 +210,18 @@ describe("helm install of the chart, with its processes run locally", () => {
     const [s3Port, healthPort] = [await freePort(), await freePort()];
     const root = path.join(dir, "root");
     mkdirSync(root);
+    // The storage certificate the webhook process (chart RBAC only) issued from its CA, as the pod mounts it.
+    const tls = (await until("the storage certificate Secret", () => secret(ns, `${fullname}-storage-tls`).catch(() => undefined))).data;
+    for (const key of ["tls.crt", "tls.key", "ca.crt"]) writeFileSync(path.join(dir, key), decode(tls[key]), { mode: 0o600 });
+    expect(args).toEqual(expect.arrayContaining(["--tls-cert=/etc/app-snapshots/tls/tls.crt", "--tls-key=/etc/app-snapshots/tls/tls.key"]));
     storage = startChild(
       "app-snapshots storage",
       process.execPath,
       [
         path.join(repoRoot, "dist", "src", "cli.js"),
-        ...withoutFlags(args, ["--root", "--s3-listen", "--health-listen", "--credentials"]),
+        ...withoutFlags(args, ["--root", "--s3-listen", "--health-listen", "--credentials", "--tls-cert", "--tls-key"]),
+        `--tls-cert=${path.join(dir, "tls.crt")}`,
+        `--tls-key=${path.join(dir, "tls.key")}`,
         `--root=${root}`,
         `--s3-listen=127.0.0.1:${s3Port}`,
         `--health-listen=127.0.0.1:${healthPort}`,
@@ -222,10 +231,25 @@ describe("helm install of the chart, with its processes run locally", () => {
     );
     await until("the storage service to be ready", async () => ((await fetch(`http://127.0.0.1:${healthPort}/readyz`).catch(() => undefined))?.status === 200 ? true : undefined), 20_000);
     const [pair] = [...parseCredentials(decode(credentials.data.cloud))];
-    const client = new S3Client({ endpoint: `http://127.0.0.1:${s3Port}`, region: "us-east-1", forcePathStyle: true, credentials: { accessKeyId: pair![0], secretAccessKey: pair![1] } });
+    // Trusting only the Secret's ca.crt (what the location's caCert holds), under the Service's name.
+    const agent = new https.Agent({ ca: decode(tls["ca.crt"]), servername: `${fullname}-storage.${ns}.svc` });
+    const client = new S3Client({
+      endpoint: `https://127.0.0.1:${s3Port}`,
+      region: "us-east-1",
+      forcePathStyle: true,
+      credentials: { accessKeyId: pair![0], secretAccessKey: pair![1] },
+      requestHandler: new NodeHttpHandler({ httpsAgent: agent }),
+    });
     const buckets = await client.send(new ListBucketsCommand({}));
     expect(buckets.Buckets?.map((b) => b.Name)).toEqual(["velero"]);
     client.destroy();
+    agent.destroy();
+    // A client trusting another CA refuses the storage with a certificate error, before any request is sent.
+    const wrongAgent = new https.Agent({ ca: createCa({ commonName: "not-ours", validityDays: 1 }).certPem, servername: `${fullname}-storage.${ns}.svc` });
+    const wrong = new S3Client({ endpoint: `https://127.0.0.1:${s3Port}`, region: "us-east-1", forcePathStyle: true, credentials: { accessKeyId: pair![0], secretAccessKey: pair![1] }, requestHandler: new NodeHttpHandler({ httpsAgent: wrongAgent }), maxAttempts: 1 });
+    await expect(wrong.send(new ListBucketsCommand({}))).rejects.toMatchObject({ code: "UNABLE_TO_VERIFY_LEAF_SIGNATURE" });
+    wrong.destroy();
+    wrongAgent.destroy();
   });
 
   it("keeps the storage credentials and the certificates across helm upgrade", async () => {
@@ -253,7 +277,7 @@ describe("helm install of the chart, with its processes run locally", () => {
     await webhook?.dispose();
     // Start over with lifetimes of seconds (the running CA would otherwise rotate in months).
     await kubeRequest(admin, "DELETE", `/api/v1/namespaces/${ns}/secrets/${fullname}-webhook-tls`);
-    await startWebhook(["--cert-lifetime=6s", "--ca-lifetime=15s", "--ca-publish-delay=1s"]);
+    await startWebhook(["--cert-lifetime=6s", "--ca-lifetime=15s", "--ca-publish-delay=1s", "--storage-cert-lifetime=6s"]);
     // The new process may first serve the deleted Secret: its informer's list can come from the apiserver's
     // watch cache before the delete reaches it; the delete event then makes it write a new one.
     const first = decode((await until("the webhook to write its Secret again", () => secret(ns, `${fullname}-webhook-tls`))).data["signer.crt"]);

@@ -1,4 +1,6 @@
-import { readFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import {
   KubeConfig,
@@ -44,6 +46,10 @@ interface Scenario extends RenderOptions {
   namespace: string;
 }
 
+interface Certificate extends KubernetesObject {
+  spec: Record<string, unknown>;
+}
+
 const DIGEST = `sha256:${"ab".repeat(32)}`;
 const scenarioList: Array<{ name: string; valuesFiles: string[]; set?: Record<string, string> }> = [
   { name: "defaults", valuesFiles: ["ci/hostpath-values.yaml"] },
@@ -53,9 +59,24 @@ const scenarioList: Array<{ name: string; valuesFiles: string[]; set?: Record<st
   { name: "cert-manager-issuer", valuesFiles: ["ci/cert-manager-values.yaml"], set: { "certManager.issuerRef.name": "corporate-ca", "certManager.issuerRef.kind": "ClusterIssuer" } },
   { name: "existing-secret", valuesFiles: ["ci/existing-secret-values.yaml"] },
   { name: "components-disabled", valuesFiles: ["ci/components-disabled-values.yaml"] },
-  { name: "webhook-disabled", valuesFiles: ["ci/hostpath-values.yaml"], set: { "webhook.enabled": "false" } },
+  // Without the webhook there is no CA for the storage: plain HTTP must be chosen explicitly.
+  { name: "webhook-disabled", valuesFiles: ["ci/hostpath-values.yaml"], set: { "webhook.enabled": "false", "storage.tls.enabled": "false" } },
   { name: "network-policy", valuesFiles: ["ci/network-policy-values.yaml"] },
   { name: "url-mode", valuesFiles: ["ci/hostpath-values.yaml"], set: { "webhook.url": "https://127.0.0.1:9443" } },
+  { name: "storage-plain-http", valuesFiles: ["ci/hostpath-values.yaml"], set: { "storage.tls.enabled": "false", "networkPolicy.enabled": "false" } },
+  {
+    name: "client-auth",
+    valuesFiles: ["ci/hostpath-values.yaml"],
+    set: {
+      "webhook.clientAuth.enabled": "true",
+      "webhook.clientAuth.existingConfigMap": "apiserver-client-ca",
+      "webhook.clientAuth.allowedNames[0]": "kube-apiserver-webhook-client",
+      "storage.tls.extraIpAddresses[0]": "10.96.0.50",
+      "storage.tls.extraDnsNames[0]": "backups.example.com",
+      "storage.tls.certLifetime": "24h",
+      "networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.name": "monitoring",
+    },
+  },
   {
     name: "overrides",
     valuesFiles: ["ci/hostpath-values.yaml"],
@@ -150,6 +171,38 @@ describe("values the schema and the template guards refuse, with a message namin
     ["hostPath with two replicas", { valuesFiles: ["ci/hostpath-values.yaml"], set: { "storage.replicas": "2" } }, /storage\.volume\.hostPath is a folder on one node, so storage\.replicas must be 1 \(got 2\)/],
     ["certs.existingSecret without certs.caBundle", { valuesFiles: ["ci/hostpath-values.yaml"], set: { "certs.existingSecret": "my-tls" } }, /certs\.existingSecret=my-tls needs certs\.caBundle: the PEM of the CA that signed its tls\.crt/],
     ["cert-manager and an existing Secret at once", { valuesFiles: ["ci/existing-secret-values.yaml"], set: { "certManager.enabled": "true" } }, /certManager\.enabled and certs\.existingSecret are two different certificate sources/],
+    [
+      "storage TLS without a certificate source (the webhook's certificate is the admin's)",
+      { valuesFiles: ["ci/hostpath-values.yaml"], set: { "certs.existingSecret": "mine", "certs.caBundle": "-----BEGIN CERTIFICATE-----x" } },
+      /storage\.tls\.enabled needs a certificate source: the webhook's self-managed CA \(webhook\.enabled without certs\.existingSecret\), certManager\.enabled, or storage\.tls\.existingSecret; set storage\.tls\.enabled=false only to serve S3 over plain HTTP/,
+    ],
+    [
+      "storage TLS off with a storage certificate Secret",
+      { valuesFiles: ["ci/hostpath-values.yaml"], set: { "storage.tls.enabled": "false", "storage.tls.existingSecret": "mine" } },
+      /storage\.tls\.enabled is false but storage\.tls\.existingSecret or storage\.tls\.caBundle is set/,
+    ],
+    ["storage.tls.caBundle without its Secret", { valuesFiles: ["ci/hostpath-values.yaml"], set: { "storage.tls.caBundle": "-----BEGIN CERTIFICATE-----x" } }, /storage\.tls\.caBundle is only used with storage\.tls\.existingSecret/],
+    [
+      "a storage certificate shorter than three publish delays",
+      { valuesFiles: ["ci/hostpath-values.yaml"], set: { "storage.tls.certLifetime": "20s" } },
+      /storage\.tls\.certLifetime=20s and certs\.caLifetime=8760h: the webhook would refuse to start\. The storage certificate comes from the webhook's CA: it must be at least 30s/,
+    ],
+    ["a storage certificate outliving the CA", { valuesFiles: ["ci/hostpath-values.yaml"], set: { "storage.tls.certLifetime": "8761h" } }, /storage\.tls\.certLifetime=8761h and certs\.caLifetime=8760h/],
+    [
+      "client authentication without a CA",
+      { valuesFiles: ["ci/hostpath-values.yaml"], set: { "webhook.clientAuth.enabled": "true", "webhook.clientAuth.allowedNames[0]": "kube-apiserver" } },
+      /webhook\.clientAuth\.enabled needs the CA that signs the apiserver's client certificate: set webhook\.clientAuth\.caBundle \(PEM\) or webhook\.clientAuth\.existingConfigMap/,
+    ],
+    [
+      "client authentication without names",
+      { valuesFiles: ["ci/hostpath-values.yaml"], set: { "webhook.clientAuth.enabled": "true", "webhook.clientAuth.existingConfigMap": "ca" } },
+      /webhook\.clientAuth\.enabled needs webhook\.clientAuth\.allowedNames/,
+    ],
+    [
+      "client authentication settings while it is off",
+      { valuesFiles: ["ci/hostpath-values.yaml"], set: { "webhook.clientAuth.allowedNames[0]": "kube-apiserver" } },
+      /webhook\.clientAuth\.caBundle, existingConfigMap and allowedNames take effect only with webhook\.clientAuth\.enabled=true/,
+    ],
     [
       "the webhook on with both webhook configurations off",
       { valuesFiles: ["ci/components-disabled-values.yaml"], set: { "webhook.pods.enabled": "false" } },
@@ -335,6 +388,13 @@ describe("defaults (with a hostPath volume)", () => {
       `--validating-webhook-configuration=${name()}-velero`,
       "--ca-lifetime=8760h",
       "--cert-lifetime=168h",
+      // The storage's certificate from the same CA, and the caCert of the location NOTES prints.
+      `--storage-tls-secret=${name()}-storage-tls`,
+      `--storage-cert-dns=${name()}-storage`,
+      `--storage-cert-dns=${name()}-storage.${s.namespace}`,
+      `--storage-cert-dns=${name()}-storage.${s.namespace}.svc`,
+      "--storage-cert-lifetime=168h",
+      `--storage-backup-location=velero/${name()}`,
       "--velero-service-account=system:serviceaccount:velero:velero",
       "--velero-service-account=system:serviceaccount:velero:velero-server",
     ]);
@@ -384,10 +444,15 @@ describe("defaults (with a hostPath volume)", () => {
 
     const veleroRole = getObject<V1Role>(objects, "Role", `${name()}-webhook-velero`, "velero");
     // Secrets only with webhook.velero.checkSecretKeys (off by default).
-    expect(veleroRole.rules).toEqual([{ apiGroups: ["apps"], resources: ["deployments"], resourceNames: ["velero"], verbs: ["get"] }]);
+    // The location's caCert: get and patch on that one BackupStorageLocation.
+    expect(veleroRole.rules).toEqual([
+      { apiGroups: ["apps"], resources: ["deployments"], resourceNames: ["velero"], verbs: ["get"] },
+      { apiGroups: ["velero.io"], resources: ["backupstoragelocations"], resourceNames: [name()], verbs: ["get", "patch"] },
+    ]);
     const ownRole = getObject<V1Role>(objects, "Role", `${name()}-webhook`, s.namespace);
     expect(ownRole.rules).toEqual([
       { apiGroups: [""], resources: ["secrets"], resourceNames: [`${name()}-webhook-tls`], verbs: ["list", "watch", "update"] },
+      { apiGroups: [""], resources: ["secrets"], resourceNames: [`${name()}-storage-tls`], verbs: ["get", "update"] },
       { apiGroups: [""], resources: ["secrets"], verbs: ["create"] },
       { apiGroups: ["coordination.k8s.io"], resources: ["leases"], resourceNames: [`${name()}-webhook-leader`], verbs: ["get", "update"] },
       { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["create"] },
@@ -412,6 +477,8 @@ describe("defaults (with a hostPath volume)", () => {
       "--region=us-east-1",
       "--bucket=velero",
       "--no-bucket-changes",
+      "--tls-cert=/etc/app-snapshots/tls/tls.crt",
+      "--tls-key=/etc/app-snapshots/tls/tls.key",
     ]);
     expect(deployment.spec!.replicas).toBe(1);
     expect(deployment.spec!.strategy).toEqual({ type: "Recreate" });
@@ -432,7 +499,10 @@ describe("defaults (with a hostPath volume)", () => {
       { name: "data", mountPath: "/data" },
       { name: "credentials", mountPath: "/etc/app-snapshots/credentials", readOnly: true },
       { name: "tmp", mountPath: "/tmp" },
+      { name: "tls", mountPath: "/etc/app-snapshots/tls", readOnly: true },
     ]);
+    // The Secret the webhook's elected replica makes (the pod starts once it exists).
+    expect(pod.volumes?.find((v) => v.name === "tls")).toEqual({ name: "tls", secret: { secretName: `${name()}-storage-tls`, defaultMode: 288 } });
     expect(pod.volumes?.find((v) => v.name === "data")).toEqual({ name: "data", persistentVolumeClaim: { claimName: `${name()}-storage` } });
     expect(pod.volumes?.find((v) => v.name === "credentials")?.secret?.secretName).toBe(`${name()}-storage-credentials`);
     expect(getObject<V1Service>(objects, "Service", `${name()}-storage`, s.namespace).spec!.ports).toEqual([{ name: "s3", port: 9000, targetPort: "s3", protocol: "TCP" }]);
@@ -478,8 +548,14 @@ describe("defaults (with a hostPath volume)", () => {
     }
   });
 
-  it("renders no NetworkPolicy and no cert-manager object", () => {
-    expect(objectsOf(s.name).filter((o) => o.kind === "NetworkPolicy" || o.apiVersion?.startsWith("cert-manager.io"))).toEqual([]);
+  it("renders no cert-manager object, and NetworkPolicies: the webhook port from any source when no apiserver address can be looked up, health only from the node", () => {
+    const objects = objectsOf(s.name);
+    expect(objects.filter((o) => o.apiVersion?.startsWith("cert-manager.io"))).toEqual([]);
+    const webhook = getObject<V1NetworkPolicy>(objects, "NetworkPolicy", `${name()}-webhook`, s.namespace);
+    expect(webhook.spec!.ingress).toEqual([{ ports: [{ protocol: "TCP", port: 8443 }] }]);
+    const storage = getObject<V1NetworkPolicy>(objects, "NetworkPolicy", `${name()}-storage`, s.namespace);
+    expect(storage.spec!.ingress).toEqual([{ ports: [{ protocol: "TCP", port: 9000 }], from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "velero" } } }] }]);
+    expect(storage.spec!.egress).toEqual([]);
   });
 });
 
@@ -514,6 +590,8 @@ describe("storage modes", () => {
       "--public-url=https://backups.example.com",
       "--no-bucket-changes",
       "--shared",
+      "--tls-cert=/etc/app-snapshots/tls/tls.crt",
+      "--tls-key=/etc/app-snapshots/tls/tls.key",
     ]);
     expect(deployment.spec!.template.spec!.nodeSelector).toBeUndefined();
     expect(getObject<V1PodDisruptionBudget>(objects, "PodDisruptionBudget", `${name}-storage`, s.namespace).spec!.maxUnavailable).toBe(1);
@@ -537,10 +615,6 @@ describe("storage modes", () => {
 });
 
 describe("certificate modes", () => {
-  interface Certificate extends KubernetesObject {
-    spec: Record<string, unknown>;
-  }
-
   it("cert-manager: a self-signed CA chain, the serving Certificate, cainjector annotations, the Secret mounted", () => {
     const s = scenario("cert-manager");
     const objects = objectsOf(s.name);
@@ -593,8 +667,10 @@ describe("certificate modes", () => {
     const s = scenario("cert-manager-issuer");
     const objects = objectsOf(s.name);
     expect(objectsOfKind(objects, "Issuer")).toEqual([]);
-    const certificate = only(objectsOfKind<Certificate>(objects, "Certificate"), "Certificates");
-    expect(certificate.spec.issuerRef).toEqual({ name: "corporate-ca", kind: "ClusterIssuer", group: "cert-manager.io" });
+    // The webhook's and the storage's serving certificates.
+    const certificates = objectsOfKind<Certificate>(objects, "Certificate");
+    expect(certificates.map((c) => c.metadata!.name)).toEqual([`${fullname(s)}-webhook`, `${fullname(s)}-storage`]);
+    for (const certificate of certificates) expect(certificate.spec.issuerRef).toEqual({ name: "corporate-ca", kind: "ClusterIssuer", group: "cert-manager.io" });
   });
 
   it("existing Secret: caBundle from certs.caBundle, the Secret mounted, one replica and so no PDB", () => {
@@ -651,6 +727,75 @@ describe("components switched off render nothing of their own", () => {
   });
 });
 
+describe("storage TLS and client authentication", () => {
+  const storageArgs = (s: Scenario) => argsOf(getObject<V1Deployment>(objectsOf(s.name), "Deployment", `${fullname(s)}-storage`, s.namespace));
+  const webhookArgs = (s: Scenario) => argsOf(getObject<V1Deployment>(objectsOf(s.name), "Deployment", `${fullname(s)}-webhook`, s.namespace));
+  const TLS_ARGS = ["--tls-cert=/etc/app-snapshots/tls/tls.crt", "--tls-key=/etc/app-snapshots/tls/tls.key"];
+
+  it("cert-manager: a storage Certificate from the same issuer for the Service's names, into the Secret the storage mounts", () => {
+    const s = scenario("cert-manager");
+    const name = fullname(s);
+    const certificate = getObject<Certificate>(objectsOf(s.name), "Certificate", `${name}-storage`, s.namespace);
+    expect(certificate.spec).toMatchObject({
+      secretName: `${name}-storage-tls`,
+      dnsNames: [`${name}-storage`, `${name}-storage.${s.namespace}`, `${name}-storage.${s.namespace}.svc`],
+      duration: "168h",
+      usages: ["server auth", "digital signature"],
+      issuerRef: { name: `${name}-webhook-ca`, kind: "Issuer", group: "cert-manager.io" },
+    });
+    expect(storageArgs(s)).toEqual(expect.arrayContaining(TLS_ARGS));
+    expect(webhookArgs(s).filter((a) => a.startsWith("--storage-"))).toEqual([]);
+  });
+
+  it("existing Secret: the storage mounts the admin's Secret and the webhook issues nothing", () => {
+    const s = scenario("existing-secret");
+    const deployment = getObject<V1Deployment>(objectsOf(s.name), "Deployment", `${fullname(s)}-storage`, s.namespace);
+    expect(deployment.spec!.template.spec!.volumes).toContainEqual({ name: "tls", secret: { secretName: "storage-serving-cert", defaultMode: 288 } });
+    expect(argsOf(deployment)).toEqual(expect.arrayContaining(TLS_ARGS));
+    expect(webhookArgs(s).filter((a) => a.startsWith("--storage-"))).toEqual([]);
+  });
+
+  it("plain HTTP only by storage.tls.enabled=false: no certificate, flag, volume or permission for it", () => {
+    const s = scenario("storage-plain-http");
+    const objects = objectsOf(s.name);
+    const name = fullname(s);
+    expect(storageArgs(s).filter((a) => a.startsWith("--tls-"))).toEqual([]);
+    expect(getObject<V1Deployment>(objects, "Deployment", `${name}-storage`, s.namespace).spec!.template.spec!.volumes!.map((v) => v.name)).toEqual(["data", "credentials", "tmp"]);
+    expect(webhookArgs(s).filter((a) => a.startsWith("--storage-"))).toEqual([]);
+    const rules = [...objectsOfKind<V1Role>(objects, "Role")].flatMap((r) => r.rules ?? []);
+    expect(rules.filter((r) => r.resourceNames?.includes(`${name}-storage-tls`) || r.resources?.includes("backupstoragelocations"))).toEqual([]);
+  });
+
+  it("LVP stays plain HTTP beside TLS on S3 (local-volume-provider builds http:// URLs)", () => {
+    expect(storageArgs(scenario("network-policy")).slice(-3)).toEqual([...TLS_ARGS, "--lvp-plain-http"]);
+  });
+
+  it("client authentication: the CA from the admin's ConfigMap, the allowed names as flags; extra storage names, lifetime and a metrics peer", () => {
+    const s = scenario("client-auth");
+    const objects = objectsOf(s.name);
+    const name = fullname(s);
+    const args = webhookArgs(s);
+    expect(args).toEqual(expect.arrayContaining(["--client-ca=/etc/app-snapshots/client-ca/ca.crt", "--client-name=kube-apiserver-webhook-client"]));
+    expect(args).toEqual(expect.arrayContaining(["--storage-cert-dns=backups.example.com", "--storage-cert-ip=10.96.0.50", "--storage-cert-lifetime=24h"]));
+    const deployment = getObject<V1Deployment>(objects, "Deployment", `${name}-webhook`, s.namespace);
+    expect(deployment.spec!.template.spec!.volumes).toContainEqual({ name: "client-ca", configMap: { name: "apiserver-client-ca", items: [{ key: "ca.crt", path: "ca.crt" }] } });
+    expect(containerOf(deployment).volumeMounts).toContainEqual({ name: "client-ca", mountPath: "/etc/app-snapshots/client-ca", readOnly: true });
+    expect(objectsOfKind(objects, "ConfigMap")).toEqual([]);
+    const health = { ports: [{ protocol: "TCP", port: 8080 }], from: [{ namespaceSelector: { matchLabels: { name: "monitoring" } } }] };
+    for (const component of ["webhook", "storage"]) expect(getObject<V1NetworkPolicy>(objects, "NetworkPolicy", `${name}-${component}`, s.namespace).spec!.ingress).toContainEqual(health);
+  });
+
+  it("client authentication with caBundle: the chart keeps it in a ConfigMap", async () => {
+    const caPem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    const objects = await renderChart({
+      valuesFiles: ["ci/hostpath-values.yaml"],
+      set: { "webhook.clientAuth.enabled": "true", "webhook.clientAuth.caBundle": caPem, "webhook.clientAuth.allowedNames[0]": "kube-apiserver" },
+    });
+    const configMap = getObject<{ data: Record<string, string> } & KubernetesObject>(objects, "ConfigMap", "app-snapshots-webhook-client-ca", "app-snapshots");
+    expect(configMap.data).toEqual({ "ca.crt": caPem });
+  });
+});
+
 describe("network policies, LVP and value overrides", () => {
   it("Velero in the release namespace: one credentials Secret, Roles that do not collide", () => {
     const s = scenario("velero-here");
@@ -669,7 +814,8 @@ describe("network policies, LVP and value overrides", () => {
     expect(webhook.spec).toEqual({
       podSelector: { matchLabels: { "app.kubernetes.io/name": "app-snapshots", "app.kubernetes.io/instance": s.releaseName, "app.kubernetes.io/component": "webhook" } },
       policyTypes: ["Ingress", "Egress"],
-      ingress: [{ ports: [{ protocol: "TCP", port: 8443 }], from: [{ ipBlock: { cidr: "10.0.0.0/24" } }] }, { ports: [{ protocol: "TCP", port: 8080 }] }],
+      // Health and metrics: only the pod's own node (the kubelet), which NetworkPolicy always allows.
+      ingress: [{ ports: [{ protocol: "TCP", port: 8443 }], from: [{ ipBlock: { cidr: "10.0.0.0/24" } }] }],
       egress: [
         {
           to: [{ ipBlock: { cidr: "10.0.0.1/32" } }],
@@ -698,7 +844,6 @@ describe("network policies, LVP and value overrides", () => {
           { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "ingress-nginx" } } },
         ],
       },
-      { ports: [{ protocol: "TCP", port: 8080 }] },
     ]);
     // With LVP on, the storage pod reads one Secret from the API and may reach nothing else.
     expect(storage.spec!.egress).toEqual([webhook.spec!.egress![0]]);
@@ -709,7 +854,7 @@ describe("network policies, LVP and value overrides", () => {
     const objects = objectsOf(s.name);
     const name = fullname(s);
     const deployment = getObject<V1Deployment>(objects, "Deployment", `${name}-storage`, s.namespace);
-    expect(argsOf(deployment).slice(-2)).toEqual(["--lvp-listen=:3000", "--velero-namespace=velero"]);
+    expect(argsOf(deployment).slice(-5, -3)).toEqual(["--lvp-listen=:3000", "--velero-namespace=velero"]);
     expect(containerOf(deployment).ports).toContainEqual({ name: "lvp", containerPort: 3000, protocol: "TCP" });
     expect(deployment.spec!.template.spec!.automountServiceAccountToken).toBe(true);
     expect(getObject<V1Service>(objects, "Service", `${name}-storage`, s.namespace).spec!.ports).toContainEqual({ name: "lvp", port: 3000, targetPort: "lvp", protocol: "TCP" });
@@ -872,16 +1017,29 @@ describe("the real kube-apiserver", () => {
       expect(result.code, result.stderr).toBe(0);
       return (JSON.parse(result.stdout) as { info: { notes: string } }).info.notes;
     };
-    const locationIn = (notes: string) => {
-      const match = /kubectl apply -f - <<'EOF'\n([\s\S]*?)\nEOF\n/.exec(notes);
+    /**
+     * The BackupStorageLocation of the NOTES' heredoc, expanded by bash as the admin's shell would, with a
+     * kubectl on PATH that answers the caCert lookup with `caBase64` (the Secret's data).
+     */
+    const locationIn = (notes: string, caBase64: string) => {
+      const match = /\n(kubectl apply -f - <<EOF\n[\s\S]*?\nEOF)\n/.exec(notes);
       expect(match, notes).not.toBeNull();
-      return only(parseManifests(match![1]!, "NOTES.txt"), "objects in the NOTES heredoc");
+      const bin = mkdtempSync(path.join(os.tmpdir(), "notes-kubectl-"));
+      try {
+        // The apply reads the heredoc from stdin and prints it: what bash made of it.
+        writeFileSync(path.join(bin, "kubectl"), `#!/bin/sh\nif [ "$1" = apply ]; then cat; else printf '%s' '${caBase64}'; fi\n`, { mode: 0o755 });
+        const expanded = execFileSync("bash", ["-c", match![1]!], { env: { PATH: `${bin}:${process.env.PATH ?? ""}` }, encoding: "utf8" });
+        return only(parseManifests(expanded, "NOTES.txt"), "objects in the NOTES heredoc");
+      } finally {
+        rmSync(bin, { recursive: true, force: true });
+      }
     };
+    const CA_BASE64 = Buffer.from("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n").toString("base64");
 
-    it.each(["defaults", "nfs"])("prints a BackupStorageLocation (%s) that the apiserver accepts in Velero's namespace", async (name) => {
+    it.each(["defaults", "nfs"])("prints a BackupStorageLocation (%s) over https with caCert from the storage Secret, that the apiserver accepts", async (name) => {
       const s = scenario(name);
       const notes = await notesOf(s);
-      const location = locationIn(notes);
+      const location = locationIn(notes, CA_BASE64);
       const nfs = name === "nfs";
       expect(location).toEqual({
         apiVersion: "velero.io/v1",
@@ -889,21 +1047,38 @@ describe("the real kube-apiserver", () => {
         metadata: { name: fullname(s), namespace: "velero" },
         spec: {
           provider: "velero.io/aws",
-          objectStorage: { bucket: nfs ? "cluster-backups" : "velero" },
+          objectStorage: { bucket: nfs ? "cluster-backups" : "velero", caCert: CA_BASE64 },
           credential: { name: `${fullname(s)}-storage-credentials`, key: "cloud" },
           config: {
             region: nfs ? "eu-west-1" : "us-east-1",
             s3ForcePathStyle: "true",
-            s3Url: `http://${fullname(s)}-storage.${s.namespace}.svc:9000`,
+            s3Url: `https://${fullname(s)}-storage.${s.namespace}.svc:9000`,
             ...(nfs ? { publicUrl: "https://backups.example.com" } : {}),
           },
         },
       });
       await applyObjects(kc, [location], { dryRun: true });
+      // The printed command reads the Secret the webhook makes, after waiting for it.
+      expect(notes).toContain(`caCert: $(kubectl -n ${s.namespace} get secret ${fullname(s)}-storage-tls -o jsonpath='{.data.ca\\.crt}')`);
+      expect(notes).toContain(`kubectl -n ${s.namespace} wait --for=create secret/${fullname(s)}-storage-tls --timeout=5m`);
+      expect(notes).toContain("The webhook keeps this location's caCert current when its CA rotates.");
+      expect(notes).toContain("--cacert storage-ca.crt");
       expect(notes).toContain(`kubectl get mutatingwebhookconfiguration ${fullname(s)}-pods`);
       expect(notes).toContain(`kubectl get validatingwebhookconfiguration ${fullname(s)}-velero`);
       expect(notes).toContain("--dry-run=server");
       expect(notes).toContain(`kubectl -n ${s.namespace} logs deployment/${fullname(s)}-webhook`);
+    });
+
+    it("plain HTTP: an http s3Url, no caCert, and a warning; existing Secret with caBundle: caCert printed as is", async () => {
+      const plain = await notesOf(scenario("storage-plain-http"));
+      const location = locationIn(plain, CA_BASE64) as { spec: { objectStorage: Record<string, string>; config: Record<string, string> } };
+      expect(location.spec.objectStorage).toEqual({ bucket: "velero" });
+      expect(location.spec.config.s3Url).toMatch(/^http:\/\//);
+      expect(plain).toContain("over plain HTTP (storage.tls.enabled=false: anyone on the pod network can read backups in transit)");
+      const s = scenario("existing-secret");
+      const values = parse(readFileSync(path.join(chartDir, "ci", "existing-secret-values.yaml"), "utf8")) as { storage: { tls: { caBundle: string } } };
+      const own = locationIn(await notesOf(s), "unused") as { spec: { objectStorage: Record<string, string> } };
+      expect(Buffer.from(own.spec.objectStorage.caCert!, "base64").toString()).toBe(values.storage.tls.caBundle);
     });
 
     it("mentions only the components that are on", async () => {

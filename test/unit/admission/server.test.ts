@@ -205,11 +205,17 @@ describe("errors that are not the client's", () => {
   });
   afterAll(() => app.close(100));
 
-  it("answer a plain 500 without their text (an error carrying a 4xx status is not the client's fault)", async () => {
+  it("answer a plain 500 with a correlation id and without their text (an error carrying a 4xx status is not the client's fault)", async () => {
     const res = await fetch(`${app.url}/boom`, { method: "POST" });
     expect(res.status).toBe(500);
-    expect(await res.json()).toEqual({ message: "internal error (see the webhook's log)" });
-    expect(logged().find((l) => l.msg === "request failed")?.err?.message).toContain("forbidden");
+    const text = await res.text();
+    const { message } = JSON.parse(text) as { message: string };
+    const id = /^internal error ([0-9a-f-]{36}) \(see the webhook's log\)$/.exec(message)?.[1];
+    expect(id, message).toBeDefined();
+    // Neither the error's text, its class, nor a stack frame reaches the caller.
+    for (const leak of ["forbidden", "KubeRequestError", "serviceaccount", " at ", ".ts:", ".js:"]) expect(text).not.toContain(leak);
+    const line = logged().find((l) => (l as { errorId?: string }).errorId === id);
+    expect(line?.err?.message).toContain("forbidden");
   });
 
   it("pass body-parser's errors (about the client's own input) on to jsonErrors", async () => {

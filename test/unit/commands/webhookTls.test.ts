@@ -189,3 +189,37 @@ describe("tlsMode with a self-managed Secret: the options it builds", () => {
     expect(secretMode(secretFlags()).identity).toBe(`${hostname()}-${process.pid}`);
   });
 });
+
+describe("tlsMode: the storage certificate from the self-managed CA", () => {
+  const storageFlags = (overrides: Partial<WebhookOptions> = {}) =>
+    secretFlags({ storageTlsSecret: "storage-tls", storageCertDns: ["backups-storage.app-snapshots.svc"], storageCertIp: [], storageCertLifetime: "168h", ...overrides });
+  const storageOf = (options: WebhookOptions) => {
+    const mode = tlsMode(options, "app-snapshots");
+    if (mode.mode !== "secret") throw new Error("not self-managed");
+    return mode.storage;
+  };
+
+  it("is off without --storage-tls-secret, and carries names, lifetime, publish delay and the location when given", () => {
+    expect(storageOf(secretFlags())).toBeUndefined();
+    expect(storageOf(storageFlags({ storageCertIp: ["10.96.0.9"], storageBackupLocation: "velero/backups" }))).toEqual({
+      namespace: "app-snapshots",
+      secretName: "storage-tls",
+      settings: { dnsNames: ["backups-storage.app-snapshots.svc"], ipAddresses: ["10.96.0.9"], certLifetimeMs: 168 * 3_600_000, publishDelayMs: 10_000 },
+      location: { namespace: "velero", name: "backups" },
+    });
+  });
+
+  it.each([
+    ["storage flags without --storage-tls-secret", secretFlags({ storageCertDns: ["x"] }), "--storage-cert-dns, --storage-cert-ip and --storage-backup-location need --storage-tls-secret"],
+    ["no names", storageFlags({ storageCertDns: [] }), "--storage-tls-secret needs the certificate's names: give --storage-cert-dns and/or --storage-cert-ip"],
+    ["a bad name", storageFlags({ storageCertDns: ["not a name"] }), '--storage-cert-dns "not a name" is not a DNS name'],
+    ["a bad address", storageFlags({ storageCertIp: ["10.0.0"] }), '--storage-cert-ip "10.0.0" is not an IPv4 or plain IPv6 address'],
+    ["the webhook's own Secret", storageFlags({ storageTlsSecret: "webhook-tls" }), "--storage-tls-secret must differ from --tls-secret"],
+    ["a lifetime beyond the CA's", storageFlags({ storageCertLifetime: "8761h" }), "--storage-cert-lifetime must be at most --ca-lifetime"],
+    ["a lifetime the publish delay does not fit", storageFlags({ storageCertLifetime: "29s" }), "--ca-publish-delay must be at most a third of --storage-cert-lifetime"],
+    ["a location without a namespace", storageFlags({ storageBackupLocation: "backups" }), '--storage-backup-location "backups" is not <namespace>/<name>'],
+    ["certificate files", flags({ tlsCert: "/a", tlsKey: "/b", storageTlsSecret: "storage-tls" }), "--storage-tls-secret needs --tls-secret"],
+  ])("refuses %s", (_name, options, message) => {
+    expect(() => tlsMode(options, "app-snapshots")).toThrow(message);
+  });
+});
