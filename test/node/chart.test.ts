@@ -4,11 +4,13 @@
 // `helm upgrade` under a stream of pod creates, and what `helm uninstall` leaves. Needs root, runc and cgroups,
 // like the node's own suite.
 import { chownSync, mkdtempSync, rmSync } from "node:fs";
+import https from "node:https";
 import os from "node:os";
 import path from "node:path";
 import { AppsV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, type V1Pod } from "@kubernetes/client-node";
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
+import { NodeHttpHandler } from "@smithy/node-http-handler";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseCertificate, parseBundle } from "../../src/certs/pem.js";
 import { parseCredentials } from "../../src/s3/credentials.js";
@@ -17,7 +19,7 @@ import { run } from "../cluster/node/host.js";
 import { until } from "../cluster/wait.js";
 import { startRealNode, sweepHost, type RealNode } from "../cluster/node/realNode.js";
 import { chartDir } from "../chart/helm.js";
-import { counterSum, helmOnNode, imageArchive, installChart, NAMESPACE, RELEASE } from "./chartInstall.js";
+import { counterSum, helmOnNode, imageArchive, installChart, NAMESPACE, RELEASE, servedCertificate, storageCaBundle } from "./chartInstall.js";
 import { withoutNode } from "./gate.js";
 import { portForward } from "./portForward.js";
 
@@ -181,7 +183,7 @@ describe.skipIf(withoutNode)("the chart, installed for real", () => {
     const { accessKeyId, secretAccessKey } = await storageCredentials();
     // Signed for the in-cluster endpoint, so the pod's requests carry the Host header they were signed for.
     const s3 = new S3Client({
-      endpoint: `http://${FULLNAME}-storage.${NAMESPACE}.svc:9000`,
+      endpoint: `https://${FULLNAME}-storage.${NAMESPACE}.svc:9000`,
       region: "us-east-1",
       forcePathStyle: true,
       credentials: { accessKeyId, secretAccessKey },
@@ -195,11 +197,27 @@ describe.skipIf(withoutNode)("the chart, installed for real", () => {
       `const get = await fetch(${JSON.stringify(get)});`,
       `console.log(put.status, get.status, await get.text());`,
     ].join("\n");
+    // The storage serves TLS by default: the client trusts the CA from the storage's Secret, as Velero does through
+    // the location's caCert.
+    await core.createNamespacedConfigMap({ namespace: "default", body: { metadata: { name: "storage-ca" }, data: { "ca.crt": await storageCaBundle(kc) } } });
     await core.createNamespacedPod({
       namespace: "default",
       body: {
         metadata: { name: "s3-client" },
-        spec: { restartPolicy: "Never", containers: [{ name: "main", image: IMAGE, imagePullPolicy: "Never", command: ["/usr/local/bin/node", "--input-type=module", "-e", script] }] },
+        spec: {
+          restartPolicy: "Never",
+          volumes: [{ name: "ca", configMap: { name: "storage-ca" } }],
+          containers: [
+            {
+              name: "main",
+              image: IMAGE,
+              imagePullPolicy: "Never",
+              command: ["/usr/local/bin/node", "--input-type=module", "-e", script],
+              env: [{ name: "NODE_EXTRA_CA_CERTS", value: "/ca/ca.crt" }],
+              volumeMounts: [{ name: "ca", mountPath: "/ca" }],
+            },
+          ],
+        },
       },
     });
     const phase = await until("s3-client to finish", async () => {
@@ -213,7 +231,15 @@ describe.skipIf(withoutNode)("the chart, installed for real", () => {
   it("serves S3 to the host through kubectl port-forward to the storage Service: the AWS SDK writes, lists, reads and deletes", async () => {
     const forward = await portForward(started().kubeconfigPath, NAMESPACE, `svc/${FULLNAME}-storage`, 9000);
     try {
-      const s3 = new S3Client({ endpoint: `http://127.0.0.1:${forward.port}`, region: "us-east-1", forcePathStyle: true, credentials: await storageCredentials() });
+      // Through the tunnel the certificate still names the Service, so that is the name verified against the CA.
+      const httpsAgent = new https.Agent({ ca: await storageCaBundle(started().kubeConfig), servername: `${FULLNAME}-storage.${NAMESPACE}.svc` });
+      const s3 = new S3Client({
+        endpoint: `https://127.0.0.1:${forward.port}`,
+        region: "us-east-1",
+        forcePathStyle: true,
+        credentials: await storageCredentials(),
+        requestHandler: new NodeHttpHandler({ httpsAgent }),
+      });
       try {
         const body = Buffer.alloc(3 * 1024 * 1024, "port-forwarded ");
         await s3.send(new PutObjectCommand({ Bucket: "velero", Key: "from-the-host/blob", Body: body }));
@@ -254,7 +280,7 @@ describe.skipIf(withoutNode)("the chart, installed for real", () => {
     expect(await admitDryRun("after-handover")).toBe("shop/all");
   });
 
-  it("helm upgrade lowering the certificate lifetimes forces a rotation (new CA, serving certificates from it) with no failed admission under a stream of pod creates", async () => {
+  it("helm upgrade lowering the certificate lifetimes forces a rotation (new CA, serving certificates from it, the storage's too) with no failed admission under a stream of pod creates", async () => {
     const core = started().kubeConfig.makeApiClient(CoreV1Api);
     const tlsSecret = async () => (await core.readNamespacedSecret({ name: `${FULLNAME}-webhook-tls`, namespace: NAMESPACE })).data!;
     const decoded = (data: Record<string, string>, key: string) => Buffer.from(data[key]!, "base64").toString();
@@ -274,7 +300,7 @@ describe.skipIf(withoutNode)("the chart, installed for real", () => {
     const leaves = new Set<string>();
     const since = Date.now();
     try {
-      await helmOnNode(started().kubeconfigPath, ["upgrade", RELEASE, chartDir, "--namespace", NAMESPACE, "--reuse-values", "--set", "certs.caLifetime=180s", "--set", "certs.certLifetime=30s", "--wait", "--timeout", "180s"]);
+      await helmOnNode(started().kubeconfigPath, ["upgrade", RELEASE, chartDir, "--namespace", NAMESPACE, "--reuse-values", "--set", "certs.caLifetime=180s", "--set", "certs.certLifetime=30s", "--set", "storage.tls.certLifetime=30s", "--wait", "--timeout", "180s"]);
       timings["helm upgrade --wait"] = (Date.now() - since) / 1000;
       // A new CA with the lowered lifetime signs what is served, and serving certificates keep being renewed from it.
       // The shortest the webhook accepts with its 10 s publish delay (three delays within each lifetime's third).
@@ -301,13 +327,22 @@ describe.skipIf(withoutNode)("the chart, installed for real", () => {
     // The webhook configurations trust what is served.
     const mutating = JSON.parse(run(toolPath("kubectl"), ["--kubeconfig", started().kubeconfigPath, "get", "mutatingwebhookconfiguration", `${FULLNAME}-pods`, "-o", "json"])) as { webhooks: Array<{ clientConfig: { caBundle: string } }> };
     expect(mutating.webhooks.every((w) => Buffer.from(w.clientConfig.caBundle, "base64").toString() === decoded(data, "ca.crt"))).toBe(true);
+    // The storage follows the new CA: its certificate is issued from it, and that is what it serves, verified with the
+    // bundle the storage Secret (and so the location's caCert) carries.
+    const storageIp = (await core.readNamespacedService({ name: `${FULLNAME}-storage`, namespace: NAMESPACE })).spec!.clusterIP!;
+    await until("the storage serving a certificate from the new CA", async () => {
+      const storage = (await core.readNamespacedSecret({ name: `${FULLNAME}-storage-tls`, namespace: NAMESPACE })).data!;
+      const leaf = parseCertificate(decoded(storage, "tls.crt"));
+      if (!leaf.x509.checkIssued(signer.x509)) return undefined;
+      return (await servedCertificate(storageIp, 9000, decoded(storage, "ca.crt"), `${FULLNAME}-storage.${NAMESPACE}.svc`)) === leaf.fingerprint ? true : undefined;
+    }, 120_000, 1_000);
     // What an upgrade keeps (chart README): the generated S3 credentials, and the objects on the volume.
     expect(await storageCredentials()).toEqual(credentialsBefore);
     const webhookPods = await podsOf("webhook");
     expect(webhookPods.filter((p) => !p.metadata?.deletionTimestamp).every((p) => ready(p) && p.status?.containerStatuses?.[0]?.restartCount === 0)).toBe(true);
   }, 300_000);
 
-  it("helm uninstall leaves only the CRDs and what the webhook made at runtime: the webhook-tls Secret and the leader Lease", async () => {
+  it("helm uninstall leaves only the CRDs and what the webhook made at runtime: the webhook-tls and storage-tls Secrets and the leader Lease", async () => {
     const kc = started().kubeConfig;
     const since = Date.now();
     await helmOnNode(started().kubeconfigPath, ["uninstall", RELEASE, "--namespace", NAMESPACE, "--wait", "--timeout", "120s"]);
@@ -324,7 +359,7 @@ describe.skipIf(withoutNode)("the chart, installed for real", () => {
       claims: names((await core.listNamespacedPersistentVolumeClaim({ namespace })).items),
     });
     expect(await leftIn(NAMESPACE)).toEqual({
-      secrets: [`${FULLNAME}-webhook-tls`],
+      secrets: [`${FULLNAME}-storage-tls`, `${FULLNAME}-webhook-tls`],
       configMaps: ["kube-root-ca.crt"],
       serviceAccounts: ["default"],
       services: [],

@@ -2,7 +2,10 @@
 // tag, and `helm install` with only the storage volume set, as a cluster admin would run it.
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
+import tls from "node:tls";
+import { CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
 import { cacheDir } from "../cluster/binaries.js";
+import { until } from "../cluster/wait.js";
 import { chartDir, helm, type HelmResult } from "../chart/helm.js";
 
 /**
@@ -46,13 +49,41 @@ export function installChart(kubeconfig: string, hostPath: string): Promise<Helm
     `storage.volume.hostPath.path=${hostPath}`,
     "--set",
     "storage.volume.hostPath.node=localhost",
-    // Plain HTTP, as these suites were written for: TLS on the real node is not yet adapted (issue 18).
-    "--set",
-    "storage.tls.enabled=false",
     "--wait",
     "--timeout",
     "180s",
   ]);
+}
+
+/** The storage's CA bundle: ca.crt of Secret `<release>-storage-tls`, once the webhook's leader has issued it. */
+export function storageCaBundle(kc: KubeConfig): Promise<string> {
+  const core = kc.makeApiClient(CoreV1Api);
+  return until(
+    `Secret ${NAMESPACE}/${RELEASE}-storage-tls`,
+    async () => {
+      const secret = await core.readNamespacedSecret({ name: `${RELEASE}-storage-tls`, namespace: NAMESPACE }).catch(() => undefined);
+      const ca = secret?.data?.["ca.crt"];
+      return ca ? Buffer.from(ca, "base64").toString() : undefined;
+    },
+    120_000,
+    1_000,
+  );
+}
+
+/**
+ * The SHA-256 fingerprint of the certificate host:port serves, when `ca` verifies it for `servername` (without one,
+ * for the address itself: an IP SAN); undefined when it does not or nothing answers.
+ */
+export function servedCertificate(host: string, port: number, ca: string, servername?: string): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const socket = tls.connect({ host, port, ca, servername }, () => {
+      resolve(socket.getPeerCertificate().fingerprint256);
+      socket.end();
+    });
+    socket.setTimeout(5_000, () => socket.destroy());
+    socket.once("error", () => resolve(undefined));
+    socket.once("close", () => resolve(undefined));
+  });
 }
 
 /** Sum of a Prometheus counter's samples whose labels include every given label="value" pair. */

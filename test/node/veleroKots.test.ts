@@ -131,11 +131,11 @@ describe.skipIf(withoutNode)("Velero 1.16 of the KOTS era, then 1.18, on the rea
     expect(new Set(pvbs.items.map((p) => p.spec.repoIdentifier))).toEqual(new Set([`${LVP_ROOT}/${LVP_BUCKET}/restic/${APP}`]));
 
     // The Velero CLI on the host fetches the signed URLs, which name the Velero pod's IP and port 3000.
-    expect(on.velero(["backup", "logs", "b2"])).toMatch(/Backed up a total of \d+ items/);
+    expect(on.velero(["backup", "logs", "b2", ...on.cacert])).toMatch(/Backed up a total of \d+ items/);
     const file = path.join(on.folder("app-snapshots-velero-download-"), "b2.tar.gz");
-    on.velero(["backup", "download", "b2", "-o", file]);
+    on.velero(["backup", "download", "b2", "-o", file, ...on.cacert]);
     expect(run("tar", ["-tzf", file])).toMatch(/resources\/pods\/namespaces\/shop\/db\.json/);
-    expect(on.velero(["backup", "describe", "b2", "--details", "--colorized=false"])).toMatch(/Phase:\s+Completed[\s\S]*shop\/db: cache, data/);
+    expect(on.velero(["backup", "describe", "b2", "--details", "--colorized=false", ...on.cacert])).toMatch(/Phase:\s+Completed[\s\S]*shop\/db: cache, data/);
 
     // The same URL through a Service and a port-forward, which LVP's own server refuses (LVP#12): our server
     // accepts the host the URL was issued for, learnt from the pod's addresses (the sidecar has no POD_IP).
@@ -192,7 +192,7 @@ describe.skipIf(withoutNode)("Velero 1.16 of the KOTS era, then 1.18, on the rea
     // 3. The files node-agent's restic wrote as root, readable by the storage's user.
     run("chown", ["-R", "65532:65532", folder]);
     // 4. The location: same name, provider aws, our S3 endpoint, the same folder as its bucket; repositories reset.
-    const chartLocation = JSON.parse(on.kubectl(["-n", VELERO_NS, "get", "backupstoragelocation", RELEASE, "-o", "json"])) as { spec: { config: Record<string, string>; credential: unknown } };
+    const chartLocation = JSON.parse(on.kubectl(["-n", VELERO_NS, "get", "backupstoragelocation", RELEASE, "-o", "json"])) as { spec: { objectStorage: { caCert?: string }; config: Record<string, string>; credential: unknown } };
     on.kubectl(["-n", VELERO_NS, "delete", "backupstoragelocation", LOCATION]);
     on.kubectl(["-n", VELERO_NS, "delete", "backuprepositories", "-l", `velero.io/storage-location=${LOCATION}`]);
     // The cluster's record of b2 goes too, so that only the storage can bring it back (as on a new cluster).
@@ -201,7 +201,7 @@ describe.skipIf(withoutNode)("Velero 1.16 of the KOTS era, then 1.18, on the rea
       apiVersion: "velero.io/v1",
       kind: "BackupStorageLocation",
       metadata: { name: LOCATION, namespace: VELERO_NS },
-      spec: { provider: "aws", objectStorage: { bucket: LVP_BUCKET }, config: chartLocation.spec.config, credential: chartLocation.spec.credential },
+      spec: { provider: "aws", objectStorage: { bucket: LVP_BUCKET, caCert: chartLocation.spec.objectStorage.caCert }, config: chartLocation.spec.config, credential: chartLocation.spec.credential },
     }));
     await rolledOut(on, "Velero 1.18 rolled without LVP", (d) => d.spec!.template.spec!.containers.every((c) => c.name !== "local-volume-provider") && d.spec!.template.spec!.containers[0]!.image === v18.ref);
     on.cli = cli;

@@ -2,7 +2,7 @@
 // chart with hostPath storage, Velero installed as users install it (`velero install --dry-run -o yaml`, applied)
 // with node-agent, the BackupStorageLocation as our chart's NOTES print it, and the app every scenario backs up: a
 // restricted busybox "database" with a PVC and an emptyDir, under a SnapshotPolicy with hooks.
-import { chmodSync, chownSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { AppsV1Api, CoreV1Api, CustomObjectsApi, type V1Pod } from "@kubernetes/client-node";
@@ -14,7 +14,8 @@ import { startRealNode, sweepHost, type RealNode } from "../cluster/node/realNod
 import { awsPluginImage, lvpStandInImage, veleroImage } from "../cluster/node/veleroImages.js";
 import { until } from "../cluster/wait.js";
 import { chartDir } from "../chart/helm.js";
-import { helmOnNode, imageArchive, installChart, NAMESPACE, RELEASE } from "./chartInstall.js";
+import { locationCommandIn, runNotesCommand } from "../chart/notes.js";
+import { helmOnNode, imageArchive, installChart, NAMESPACE, RELEASE, servedCertificate, storageCaBundle } from "./chartInstall.js";
 
 export const APP = "shop";
 export const VELERO_NS = "velero";
@@ -88,6 +89,12 @@ export class VeleroScenario {
   /** The Velero CLI in use (an upgrade moves to the new release's). */
   cli: string;
 
+  /**
+   * `--cacert` with the storage's CA, for the commands that fetch from the storage (describe, logs, download) of a
+   * CLI before 1.17; from 1.17 the CLI takes the location's caCert itself (pkg/cmd/cli/backup/logs.go 82).
+   */
+  cacert: string[] = [];
+
   velero(args: string[]): string {
     return run(this.cli, ["--kubeconfig", this.node.kubeconfigPath, "--namespace", VELERO_NS, ...args]);
   }
@@ -114,9 +121,16 @@ export class VeleroScenario {
     const core = node.kubeConfig.makeApiClient(CoreV1Api);
     await core.createNamespace({ body: { metadata: { name: VELERO_NS } } });
     await installChart(node.kubeconfigPath, this.storeRoot);
-    // velero backup logs/download run on the host, which reaches Service IPs (kube-proxy) but not their DNS names.
+    // velero backup logs/download run on the host, which reaches Service IPs (kube-proxy) but not their DNS names,
+    // so the public URL is the Service IP, which the storage's certificate must then name too.
     const storageIp = (await core.readNamespacedService({ name: `${RELEASE}-storage`, namespace: NAMESPACE })).spec!.clusterIP!;
-    await helmOnNode(node.kubeconfigPath, ["upgrade", RELEASE, chartDir, "--namespace", NAMESPACE, "--reuse-values", "--set", `storage.s3.publicUrl=http://${storageIp}:9000`, "--wait"]);
+    const publicUrl = ["--set", `storage.s3.publicUrl=https://${storageIp}:9000`, "--set", `storage.tls.extraIpAddresses={${storageIp}}`];
+    await helmOnNode(node.kubeconfigPath, ["upgrade", RELEASE, chartDir, "--namespace", NAMESPACE, "--reuse-values", ...publicUrl, "--wait"]);
+    const ca = await storageCaBundle(node.kubeConfig);
+    const caFile = path.join(this.folder("app-snapshots-storage-ca-"), "ca.crt");
+    writeFileSync(caFile, ca);
+    this.cacert = ["--cacert", caFile];
+    await until(`the storage's certificate naming ${storageIp}`, () => servedCertificate(storageIp, 9000, ca), 120_000, 1_000);
 
     const since = Date.now();
     const kubeletRoot = runPath("kubelet");
@@ -147,11 +161,11 @@ export class VeleroScenario {
     }, 180_000, 1_000);
     this.timings["velero install to Ready"] = (Date.now() - since) / 1000;
 
-    // The BackupStorageLocation exactly as the chart's NOTES print it, made the default as they suggest.
+    // The BackupStorageLocation command exactly as the chart's NOTES print it, run by bash with kubectl (its caCert
+    // comes from the storage's Secret through $(kubectl …)), then made the default as they suggest.
     const notes = (await helmOnNode(node.kubeconfigPath, ["get", "notes", RELEASE, "--namespace", NAMESPACE])).stdout;
-    const bsl = /kubectl apply -f - <<EOF\n([\s\S]*?)\nEOF/.exec(notes)?.[1];
-    if (!bsl) throw new Error(`no BackupStorageLocation in the chart's NOTES:\n${notes}`);
-    this.kubectl(["apply", "-f", "-"], bsl.replace("spec:\n", "spec:\n  default: true\n"));
+    runNotesCommand(locationCommandIn(notes), { binary: toolPath("kubectl") }, { KUBECONFIG: node.kubeconfigPath });
+    this.kubectl(["-n", VELERO_NS, "patch", "backupstoragelocation", RELEASE, "--type", "merge", "-p", '{"spec":{"default":true}}']);
     const objects = node.kubeConfig.makeApiClient(CustomObjectsApi);
     await until("the BackupStorageLocation Available", async () => {
       const location = (await objects.getNamespacedCustomObject({ group: "velero.io", version: "v1", namespace: VELERO_NS, plural: "backupstoragelocations", name: RELEASE })) as { status?: { phase?: string } };
@@ -303,3 +317,4 @@ export class VeleroScenario {
     }, 120_000);
   }
 }
+

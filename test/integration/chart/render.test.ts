@@ -1,6 +1,4 @@
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import os from "node:os";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import {
   KubeConfig,
@@ -28,6 +26,7 @@ import { applyObjects, parseManifests } from "../../../src/kube/apply.js";
 import { KubeRequestError, kubeRequest } from "../../../src/kube/request.js";
 import { parseCredentials } from "../../../src/s3/credentials.js";
 import { certManagerCrdFiles } from "../../chart/certManagerCrds.js";
+import { locationCommandIn, runNotesCommand } from "../../chart/notes.js";
 import { chartDir, ciValuesFiles, findObject, getObject, helm, helmLint, helmTemplate, objectsOfKind, renderChart, valuesArgs, type RenderOptions } from "../../chart/helm.js";
 import { installCrdFiles } from "../../cluster/crds.js";
 
@@ -1022,17 +1021,9 @@ describe("the real kube-apiserver", () => {
      * kubectl on PATH that answers the caCert lookup with `caBase64` (the Secret's data).
      */
     const locationIn = (notes: string, caBase64: string) => {
-      const match = /\n(kubectl apply -f - <<EOF\n[\s\S]*?\nEOF)\n/.exec(notes);
-      expect(match, notes).not.toBeNull();
-      const bin = mkdtempSync(path.join(os.tmpdir(), "notes-kubectl-"));
-      try {
-        // The apply reads the heredoc from stdin and prints it: what bash made of it.
-        writeFileSync(path.join(bin, "kubectl"), `#!/bin/sh\nif [ "$1" = apply ]; then cat; else printf '%s' '${caBase64}'; fi\n`, { mode: 0o755 });
-        const expanded = execFileSync("bash", ["-c", match![1]!], { env: { PATH: `${bin}:${process.env.PATH ?? ""}` }, encoding: "utf8" });
-        return only(parseManifests(expanded, "NOTES.txt"), "objects in the NOTES heredoc");
-      } finally {
-        rmSync(bin, { recursive: true, force: true });
-      }
+      // The apply reads the heredoc from stdin and prints it: what bash made of it.
+      const expanded = runNotesCommand(locationCommandIn(notes), { script: `#!/bin/sh\nif [ "$1" = apply ]; then cat; else printf '%s' '${caBase64}'; fi\n` });
+      return only(parseManifests(expanded, "NOTES.txt"), "objects in the NOTES heredoc");
     };
     const CA_BASE64 = Buffer.from("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n").toString("base64");
 

@@ -1,6 +1,6 @@
 import { createHash, randomBytes, randomInt } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { createReadStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { open, readdir, readFile, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vites
 import { kopiaTool, rcloneTool, resticTool, s3cmdTool } from "../../s3/clientTools.js";
 import { ACCESS_KEY, SECRET_KEY, startS3, type S3TestServer } from "../../s3/harness.js";
 import { storeListing } from "../../s3/inspect.js";
-import { runToolOk, type RunOptions, type ToolRun } from "../../s3/runTool.js";
+import { runTool, runToolOk, type RunOptions, type ToolRun } from "../../s3/runTool.js";
+import { createCa } from "../../../src/certs/authority.js";
 import { awsCli } from "../../s3/awsCli.js";
 
 /**
@@ -261,29 +262,33 @@ describe("real S3 clients against the S3 server", () => {
     length: number;
   }
 
+  /** kopia's environment in scratch folder `t`: only the flags reach kopia, no machine-wide CA or AWS settings. */
+  const kopiaEnv = (t: string): RunOptions["env"] => ({
+    HOME: t,
+    KOPIA_PASSWORD: "kopia-test-password",
+    KOPIA_LOG_DIR: join(t, "logs"),
+    KOPIA_CHECK_FOR_UPDATES: "false",
+    KOPIA_USE_KEYRING: "false",
+    AWS_CA_BUNDLE: undefined,
+    AWS_ACCESS_KEY_ID: undefined,
+    AWS_SECRET_ACCESS_KEY: undefined,
+  });
+  /** kopia's S3 storage flags for `s3` under `prefix`, trusting `caPath` over TLS (the server's own CA unless told). */
+  const kopiaStorageFlags = (s3: S3TestServer, prefix = KOPIA_PREFIX, caPath = join(s3.work, "ca.pem")) => [
+    `--endpoint=${s3.host}`,
+    ...(s3.ca ? [`--root-ca-pem-path=${caPath}`] : ["--disable-tls"]),
+    `--bucket=${KOPIA_BUCKET}`,
+    `--prefix=${prefix}`,
+    `--access-key=${ACCESS_KEY}`,
+    `--secret-access-key=${SECRET_KEY}`,
+  ];
+
   async function kopiaRoundTrip(s3: S3TestServer, name: string, signal: AbortSignal): Promise<void> {
     const kopia = kopiaTool();
     const t = scratch(name);
     const steps = new Steps(name, [s3]);
-    const env: RunOptions["env"] = {
-      HOME: t,
-      KOPIA_PASSWORD: "kopia-test-password",
-      KOPIA_LOG_DIR: join(t, "logs"),
-      KOPIA_CHECK_FOR_UPDATES: "false",
-      KOPIA_USE_KEYRING: "false",
-      // Only the flags reach kopia: no machine-wide CA or AWS settings.
-      AWS_CA_BUNDLE: undefined,
-      AWS_ACCESS_KEY_ID: undefined,
-      AWS_SECRET_ACCESS_KEY: undefined,
-    };
-    const storageFlags = [
-      `--endpoint=${s3.host}`,
-      ...(s3.ca ? [`--root-ca-pem-path=${join(s3.work, "ca.pem")}`] : ["--disable-tls"]),
-      `--bucket=${KOPIA_BUCKET}`,
-      `--prefix=${KOPIA_PREFIX}`,
-      `--access-key=${ACCESS_KEY}`,
-      `--secret-access-key=${SECRET_KEY}`,
-    ];
+    const env = kopiaEnv(t);
+    const storageFlags = kopiaStorageFlags(s3);
     const kopiaIn = (config: string) => (args: string[]) => runToolOk(kopia, [`--config-file=${join(t, config)}`, ...args], { env, signal, timeoutMs: 150_000 });
 
     // Back up as the node agent would: create the repository, snapshot.
@@ -350,6 +355,17 @@ describe("real S3 clients against the S3 server", () => {
 
   it("kopia over HTTPS with the CA (--root-ca-pem-path): the same round trip", async ({ signal }) => {
     await kopiaRoundTrip(https, "kopia https", signal);
+  }, 180_000);
+
+  it("kopia over HTTPS trusting another CA refuses the server: repository create fails with a certificate error and writes nothing", async ({ signal }) => {
+    const t = scratch("kopia wrong ca");
+    const stranger = join(t, "stranger-ca.pem");
+    writeFileSync(stranger, createCa({ commonName: "not-the-storage-ca", validityDays: 1 }).certPem);
+    const flags = kopiaStorageFlags(https, "velero/kopia/wrong-ca/", stranger);
+    const run = await runTool(kopiaTool(), [`--config-file=${join(t, "repo.config")}`, "repository", "create", "s3", ...flags, `--cache-directory=${join(t, "cache")}`], { env: kopiaEnv(t), signal, timeoutMs: 150_000 });
+    expect(run.code, run.stdout + run.stderr).not.toBe(0);
+    expect(run.stdout + run.stderr).toMatch(/x509: certificate signed by unknown authority|certificate is not trusted/);
+    expect(existsSync(join(https.root, KOPIA_BUCKET, "velero", "kopia", "wrong-ca"))).toBe(false);
   }, 180_000);
 
   // --- restic ------------------------------------------------------------------------------------
