@@ -20,7 +20,8 @@ export function runNotesCommand(command: string, kubectl: { binary: string } | {
     const target = path.join(bin, "kubectl");
     if ("binary" in kubectl) symlinkSync(kubectl.binary, target);
     else writeFileSync(target, kubectl.script, { mode: 0o755 });
-    return execFileSync("bash", ["-c", command], { env: { ...env, PATH: `${bin}:${process.env.PATH ?? ""}` }, encoding: "utf8" });
+    // HOME is the scratch folder too, so kubectl's discovery cache goes away with it.
+    return execFileSync("bash", ["-c", command], { env: { HOME: bin, ...env, PATH: `${bin}:${process.env.PATH ?? ""}` }, encoding: "utf8" });
   } finally {
     rmSync(bin, { recursive: true, force: true });
   }
