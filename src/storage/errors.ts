@@ -44,6 +44,15 @@ export function errnoOf(err: unknown): string | undefined {
 }
 
 /**
+ * Whether a request body failed because the client went away (Node's "aborted" request, a reset
+ * socket, a stream closed before its end): the client's doing, never the disk's.
+ */
+export function clientAborted(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === "ECONNRESET" || code === "ERR_STREAM_PREMATURE_CLOSE" || code === "ECONNABORTED";
+}
+
+/**
  * Filesystem failures that are not about a missing or misplaced object: disk full, permissions,
  * read-only mounts, I/O errors. `what` says what the store was doing ("writing object x/y").
  */

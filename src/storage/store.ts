@@ -7,7 +7,7 @@ import { dirname, join, relative } from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Logger } from "../server/logger.js";
-import { errnoOf, fromFsError, StorageError } from "./errors.js";
+import { clientAborted, errnoOf, fromFsError, StorageError } from "./errors.js";
 import { closeFd, fstatFd, openFd, readFd } from "./fd.js";
 import { HashPool, type HashAlgorithm } from "./hashPool.js";
 import { reclaimTemp, startHeartbeat, sweepMetadata } from "./janitor.js";
@@ -330,6 +330,8 @@ export class ObjectStore {
         await rm(temp, { force: true }).catch(() => undefined);
         if (record) await rm(this.layout.metaFile(bucket, key, record.ino), { force: true }).catch(() => undefined);
       }
+      // A client that went away mid-body is not an I/O error of ours (it was logged as a 500).
+      if (clientAborted(err)) throw new StorageError("IncompleteBody", "the request body ended early (the client closed the connection)", undefined, { cause: err });
       throw errnoOf(err) ? fromFsError(err, where, target) : err;
     }
   }
