@@ -5,6 +5,7 @@ import { diffSubtree, encodePatch, type Operation } from "./patch.js";
 import { decidePod } from "../pods/decide.js";
 import { admitVelero, isVeleroRequest } from "./veleroAdmission.js";
 import type { Pod } from "../pods/pod.js";
+import { podShapeProblem } from "../pods/podShape.js";
 
 /** What a decision says, before it is encoded as an AdmissionResponse. */
 export interface Verdict {
@@ -19,6 +20,8 @@ export function admitPod(request: AdmissionRequest, state: ClusterState): Verdic
   if (request.operation !== "CREATE" || request.subResource) return { allowed: true, warnings: [] };
   const pod = request.object as Pod | undefined;
   if (!pod || typeof pod !== "object") return { allowed: true, warnings: ["request carries no pod object; admitted unchanged"] };
+  const problem = podShapeProblem(pod);
+  if (problem) return { allowed: true, warnings: [`the pod object is malformed (${problem}); admitted unchanged`] };
   const namespace = request.namespace ?? pod.metadata?.namespace ?? "default";
   const decision = decidePod(pod, namespace, state);
   // The rules change only these two subtrees (property-tested), so only they are diffed.
