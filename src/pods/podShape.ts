@@ -21,6 +21,7 @@ const podShape = z
         namespace: z.string().nullish(),
         labels: z.record(z.string(), z.string()).nullish(),
         annotations: z.record(z.string(), z.string()).nullish(),
+        ownerReferences: z.array(z.object({ kind: z.string().nullish(), controller: z.boolean().nullish() }).loose()).nullish(),
       })
       .loose()
       .nullish(),
@@ -30,6 +31,7 @@ const podShape = z
         initContainers: z.array(container).nullish(),
         volumes: z.array(z.object({ name: z.string() }).catchall(z.union([loose, z.null()]))).nullish(),
         securityContext: loose.nullish(),
+        restartPolicy: z.string().nullish(),
       })
       .loose()
       .nullish(),

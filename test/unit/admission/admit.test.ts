@@ -43,6 +43,7 @@ describe("admit", () => {
       [{ ...pod, spec: { ...pod.spec, volumes: [{ name: 7 }] } }, "spec.volumes.0.name"],
       [{ ...pod, metadata: { ...pod.metadata, annotations: { a: 1 } } }, "metadata.annotations.a"],
       [{ ...pod, spec: { ...pod.spec, containers: [{ name: "c", volumeMounts: "data" }] } }, "spec.containers.0.volumeMounts"],
+      [{ ...pod, metadata: { ...pod.metadata, ownerReferences: "[]" } }, "metadata.ownerReferences"],
     ] as const) {
       const out = admit(createReview(broken as never), state);
       expect(out.response.allowed, field).toBe(true);
