@@ -105,7 +105,7 @@ export function admitVelero(request: AdmissionRequest, state: ClusterState): Ver
   const warnings = findings.filter((f) => f.severity === "warn").map(describe);
   if (denials.length === 0) return { allowed: true, warnings };
   const metadata = withRequestNamespace((request.object ?? request.oldObject ?? {}) as { metadata?: { name?: unknown; namespace?: unknown } }, request).metadata;
-  // Only strings: a hostile name (an array nested 100,000 deep) overflowed the stack when put in the message.
+  // Only strings: a hand-made object's name may be anything (an array nested 100,000 deep overflowed the stack in the message).
   const text = (value: unknown) => (typeof value === "string" ? value : undefined);
   const name = refOf({ metadata: { namespace: text(metadata?.namespace), name: text(metadata?.name) ?? request.name } });
   const refusal = denials.some((f) => f.refusal);
