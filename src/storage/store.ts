@@ -129,8 +129,14 @@ export class ObjectStore {
   readonly maxObjectBytes: number;
   private readonly stops: Array<() => void> = [];
   private tmpDir = "";
-  /** Conditional publishes per key, run one at a time (check and rename are two steps). */
-  private readonly conditional = new Map<string, Promise<unknown>>();
+  /**
+   * Publishes and deletes per key, run one at a time: what is at the key is pinned, then replaced or
+   * removed, in two steps. Interleaved, a writer could replace a version other than the one it pinned
+   * and remove the wrong record, leaving the replaced version's record without its file (found by the
+   * S3 fuzzer, whose requests overlap when a client goes away early); a condition could pass on a
+   * version that is no longer the one replaced.
+   */
+  private readonly perKey = new Map<string, Promise<unknown>>();
 
   private constructor(
     readonly layout: Layout,
@@ -311,9 +317,7 @@ export class ObjectStore {
       // The data and its metadata record become durable in parallel; both before the data is visible.
       await Promise.all([(this.durability === "full" ? data.datasync() : Promise.resolve()).then(() => data.close()), this.writeMetadata(bucket, record)]);
       file = undefined;
-      const previous = options.condition
-        ? await this.oneAtATime(bucket, key, () => this.publish(temp, target, bucket, key, options.condition))
-        : await this.publish(temp, target, bucket, key);
+      const previous = await this.oneAtATime(bucket, key, () => this.publish(temp, target, bucket, key, options.condition));
       published = true;
       try {
         // The replaced version stays open (pinned) until its record is gone: see pin().
@@ -433,8 +437,7 @@ export class ObjectStore {
    * With `ifEtag`, only the version with that ETag is removed (else PreconditionFailed; NoSuchKey if none).
    */
   async delete(bucket: string, key: string, condition: { ifEtag?: string } = {}): Promise<boolean> {
-    if (condition.ifEtag !== undefined) return this.oneAtATime(bucket, key, () => this.deleteNow(bucket, key, condition.ifEtag));
-    return this.deleteNow(bucket, key, undefined);
+    return this.oneAtATime(bucket, key, () => this.deleteNow(bucket, key, condition.ifEtag));
   }
 
   private async deleteNow(bucket: string, key: string, ifEtag: string | undefined): Promise<boolean> {
@@ -509,16 +512,16 @@ export class ObjectStore {
     };
   }
 
-  /** Runs conditional operations on one key one after another in this process. */
+  /** Runs the publishes and deletes of one key one after another in this process (see perKey). */
   private async oneAtATime<T>(bucket: string, key: string, work: () => Promise<T>): Promise<T> {
     const id = `${bucket}\0${key}`;
-    const before = this.conditional.get(id) ?? Promise.resolve();
+    const before = this.perKey.get(id) ?? Promise.resolve();
     const mine = before.catch(() => undefined).then(work);
-    this.conditional.set(id, mine);
+    this.perKey.set(id, mine);
     try {
       return await mine;
     } finally {
-      if (this.conditional.get(id) === mine) this.conditional.delete(id);
+      if (this.perKey.get(id) === mine) this.perKey.delete(id);
     }
   }
 
