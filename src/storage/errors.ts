@@ -67,6 +67,11 @@ export function fromFsError(err: unknown, what: string, path: string): StorageEr
       return new StorageError("PermissionDenied", `permission denied while ${what}`, path, { cause: err });
     case "EROFS":
       return new StorageError("ReadOnly", `read-only filesystem while ${what}`, path, { cause: err });
+    case "ELOOP":
+    case "ENOTDIR":
+      // A folder of the store swapped for a link (O_DIRECTORY|O_NOFOLLOW fails it with either) or a file while in
+      // use: the write is refused, the link never followed (openDir.ts).
+      return new StorageError("KeyConflict", `a symbolic link or a file is where a folder should be while ${what}; the store does not follow links`, path, { cause: err });
     case "EXDEV":
       return new StorageError("CrossDevice", `the bucket is on another filesystem than the store root (mount the volume at the root, not per bucket) while ${what}`, path, { cause: err });
     default:
