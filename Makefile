@@ -205,6 +205,10 @@ test: deps tools s3-clients velero node-tools lint typecheck build image ## ever
 test-unit: deps ## unit tests only (no control plane)
 	$(NODE_BIN)/vitest run --project unit
 
+.PHONY: fuzz
+fuzz: deps ## only the fuzzers of every network-facing parser (test/fuzz), FUZZ_SECONDS per file (default 300; `make test` gives them 20)
+	FUZZ_SECONDS=$(or $(FUZZ_SECONDS),300) $(NODE_BIN)/vitest run --project fuzz
+
 .PHONY: e2e
 e2e: deps tools velero build ## only the end-to-end suite: the real Velero against the local control plane and our storage
 	$(NODE_BIN)/vitest run --project e2e

@@ -34,6 +34,16 @@ export default defineConfig({
       },
       {
         test: {
+          name: "fuzz",
+          // Time-bounded fuzzers of every parser facing the network (docs/security.md): FUZZ_SECONDS per file.
+          include: ["test/fuzz/**/*.fuzz.test.ts"],
+          testTimeout: 60_000,
+          // One file at a time, after the unit tests: each keeps a core busy for its whole budget.
+          fileParallelism: false,
+        },
+      },
+      {
+        test: {
           name: "e2e",
           include: ["test/e2e/**/*.test.ts"],
           // Each file starts its own control plane, Velero and storage service.

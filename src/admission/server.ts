@@ -4,7 +4,7 @@ import type { ErrorRequestHandler, Request, Response } from "express";
 import type { Logger } from "../server/logger.js";
 import { jsonBody, jsonErrors, sendJson } from "../server/json.js";
 import { parseGoDuration } from "../velero/duration.js";
-import { decide, encodeResponse, type Verdict, type Webhook } from "./admit.js";
+import { decide, encodeResponse, tooDeepVerdict, type Verdict, type Webhook } from "./admit.js";
 import type { AdmissionMetrics, Outcome } from "./metrics.js";
 import { parseAdmissionReview, type AdmissionReview } from "./review.js";
 import type { ClusterState } from "./state.js";
@@ -130,11 +130,16 @@ export function admissionApp(options: AdmissionAppOptions): express.Express {
         res.locals.review = review;
         const operation = review.request.operation;
         let verdict: Verdict;
+        // A hostile depth is answered before the lookups, the rules or the pod Events read anything of it.
+        const tooDeep = tooDeepVerdict(review, webhook);
         try {
-          let state = options.state();
-          if (webhook === "velero" && options.prepareVelero) state = await options.prepareVelero(review, state);
-          if (webhook === "pods" && options.preparePods) state = await options.preparePods(review, state);
-          verdict = decide(review, state, webhook);
+          if (tooDeep) verdict = tooDeep;
+          else {
+            let state = options.state();
+            if (webhook === "velero" && options.prepareVelero) state = await options.prepareVelero(review, state);
+            if (webhook === "pods" && options.preparePods) state = await options.preparePods(review, state);
+            verdict = decide(review, state, webhook);
+          }
         } catch (err) {
           log.error({ err, uid: review.request.uid, kind: review.request.kind.kind, namespace: review.request.namespace }, "admission failed");
           finish(res, started, "error", operation, route.onFailure(review, "error"));
@@ -148,7 +153,7 @@ export function admissionApp(options: AdmissionAppOptions): express.Express {
         const warnings = out.response.warnings ?? [];
         if (warnings.length > 0) metrics.warnings.inc({ webhook }, warnings.length);
         // Events get the full texts: the response's are shortened and capped for HTTP Warning headers.
-        if (webhook === "pods" && verdict.warnings.length > 0 && options.onPodWarnings) {
+        if (webhook === "pods" && !tooDeep && verdict.warnings.length > 0 && options.onPodWarnings) {
           try {
             options.onPodWarnings(review, verdict.warnings);
           } catch (err) {

@@ -104,8 +104,10 @@ export function admitVelero(request: AdmissionRequest, state: ClusterState): Ver
   const denials = findings.filter((f) => f.severity === "deny");
   const warnings = findings.filter((f) => f.severity === "warn").map(describe);
   if (denials.length === 0) return { allowed: true, warnings };
-  const object = withRequestNamespace((request.object ?? request.oldObject ?? {}) as { metadata?: { name?: string; namespace?: string } }, request);
-  const name = refOf({ metadata: { namespace: object.metadata?.namespace, name: object.metadata?.name ?? request.name } });
+  const metadata = withRequestNamespace((request.object ?? request.oldObject ?? {}) as { metadata?: { name?: unknown; namespace?: unknown } }, request).metadata;
+  // Only strings: a hand-made object's name may be anything (an array nested 100,000 deep overflowed the stack in the message).
+  const text = (value: unknown) => (typeof value === "string" ? value : undefined);
+  const name = refOf({ metadata: { namespace: text(metadata?.namespace), name: text(metadata?.name) ?? request.name } });
   const refusal = denials.some((f) => f.refusal);
   return {
     allowed: false,

@@ -1,4 +1,4 @@
-import { StorageError, type StorageErrorCode } from "../storage/errors.js";
+import { clientAborted, StorageError, type StorageErrorCode } from "../storage/errors.js";
 import { ChunkedEncodingError } from "./awsChunked.js";
 
 /** The S3 error codes this server answers with, and their HTTP status. */
@@ -47,6 +47,9 @@ const STATUS = {
 } as const;
 
 export type S3ErrorCode = keyof typeof STATUS;
+
+/** Every code an error document of this server can carry. */
+export const S3_ERROR_CODES: ReadonlySet<string> = new Set(Object.keys(STATUS));
 
 /** An S3 error answer: code, HTTP status, message, and the extra elements some codes carry. */
 export class S3Error extends Error {
@@ -102,11 +105,6 @@ export function toS3Error(err: unknown): S3Error {
     if (code === "InsufficientStorage") return new S3Error(code, "the storage volume is full", {}, { cause: err });
     return new S3Error(code, err.reason, {}, { cause: err });
   }
-  if (isClientAbort(err)) return new S3Error("IncompleteBody", "the request body ended early (the client closed the connection)", {}, { cause: err });
+  if (clientAborted(err)) return new S3Error("IncompleteBody", "the request body ended early (the client closed the connection)", {}, { cause: err });
   return new S3Error("InternalError", "the storage service failed unexpectedly; see its log", {}, { cause: err });
-}
-
-function isClientAbort(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return code === "ECONNRESET" || code === "ERR_STREAM_PREMATURE_CLOSE" || code === "ECONNABORTED";
 }

@@ -31,30 +31,44 @@ export const MAX_XML_BYTES = 2 * 1024 * 1024;
 export const MAX_XML_DEPTH = 64;
 
 /**
- * Whether elements nest deeper than `limit`, in one forward scan (comments, CDATA sections and
- * processing instructions skipped; every search starts where the last one ended, so it is linear).
+ * What is wrong with a document's markup before the parser sees it, in one forward scan (every
+ * search starts where the last one ended, so it is linear): elements nested deeper than `limit` (the
+ * validator and the parser recurse per level), or a processing instruction other than the leading
+ * XML declaration (the parser turns `<?x?>` into a child named "?x", which would silently change what
+ * an element like <Quiet> or <VersionId> says). Comments and CDATA sections are skipped, and so are
+ * quoted attribute values: a '>' or "/>" inside one must not hide a start tag.
  */
-export function nestedDeeperThan(text: string, limit: number): boolean {
-  let depth = 0;
-  let i = text.indexOf("<");
-  const skipTo = (end: string, from: number) => {
+export function markupProblem(text: string, limit: number): string | undefined {
+  const declarationAt = text.startsWith("\uFEFF") ? 1 : 0;
+  const after = (end: string, from: number) => {
     const at = text.indexOf(end, from);
     return at < 0 ? text.length : at + end.length;
   };
-  while (i >= 0 && i < text.length) {
+  let depth = 0;
+  let i = text.indexOf("<");
+  while (i >= 0) {
     let next: number;
-    if (text.startsWith("<!--", i)) next = skipTo("-->", i + 4);
-    else if (text.startsWith("<![CDATA[", i)) next = skipTo("]]>", i + 9);
-    else if (text.startsWith("<?", i) || text.startsWith("<!", i)) next = skipTo(">", i + 2);
+    if (text.startsWith("<!--", i)) next = after("-->", i + 4);
+    else if (text.startsWith("<![CDATA[", i)) next = after("]]>", i + 9);
+    else if (text.startsWith("<?", i)) {
+      if (i !== declarationAt || !/^<\?xml[\s?]/.test(text.slice(i, i + 6))) return "a processing instruction (<?...?>); S3 request documents have none";
+      next = after("?>", i + 2);
+    } else if (text.startsWith("<!", i)) next = after(">", i + 2);
     else {
-      next = skipTo(">", i + 1);
+      tagBody.lastIndex = i + 1;
+      tagBody.test(text);
+      const end = tagBody.lastIndex;
       if (text[i + 1] === "/") depth--;
-      else if (text[next - 2] !== "/" && ++depth > limit) return true;
+      else if (text[end - 1] !== "/" && ++depth > limit) return `elements nested deeper than ${limit} levels`;
+      next = end + 1;
     }
     i = text.indexOf("<", next);
   }
-  return false;
+  return undefined;
 }
+
+/** A tag's name and attributes up to its '>': quoted values whole (each alternative starts with a different character, so no backtracking). */
+const tagBody = /(?:[^"'>]|"[^"]*"|'[^']*')*/y;
 
 const parser = new XMLParser({
   ignoreAttributes: true,
@@ -77,13 +91,20 @@ const parser = new XMLParser({
 export function parseXml(body: Buffer, root: string): Record<string, unknown> {
   const text = body.toString("utf8");
   if (/<!DOCTYPE|<!ENTITY/i.test(text)) throw new S3Error("MalformedXML", "DOCTYPE and ENTITY declarations are not accepted");
-  // The validator and the parser recurse per level: 10,000 levels overflowed the stack (a 500).
-  if (nestedDeeperThan(text, MAX_XML_DEPTH)) throw new S3Error("MalformedXML", `the XML nests elements deeper than ${MAX_XML_DEPTH} levels`);
+  const problem = markupProblem(text, MAX_XML_DEPTH);
+  if (problem) throw new S3Error("MalformedXML", `the XML is not accepted: it contains ${problem}`);
   const reference = badReference(text);
   if (reference) throw new S3Error("MalformedXML", `the XML is not well-formed: it contains ${reference}`);
-  const valid = XMLValidator.validate(text);
-  if (valid !== true) throw new S3Error("MalformedXML", `the XML is not well-formed: ${valid.err.msg} (line ${valid.err.line})`);
-  const doc = parser.parse(text) as Record<string, unknown>;
+  let doc: Record<string, unknown>;
+  try {
+    const valid = XMLValidator.validate(text);
+    if (valid !== true) throw new S3Error("MalformedXML", `the XML is not well-formed: ${valid.err.msg} (line ${valid.err.line})`);
+    doc = parser.parse(text) as Record<string, unknown>;
+  } catch (err) {
+    if (err instanceof S3Error) throw err;
+    // The library has limits of its own (it threw "Maximum nested tags exceeded"): what it refuses is the client's document.
+    throw new S3Error("MalformedXML", `the XML is not accepted: ${err instanceof Error ? err.message : String(err)}`);
+  }
   // The validator misses a second, self-closing root element.
   const roots = Object.keys(doc).filter((name) => name !== "?xml" && name !== "#text");
   if (roots.length > 1 || Array.isArray(doc[root])) throw new S3Error("MalformedXML", "the XML is not well-formed: it has more than one root element");

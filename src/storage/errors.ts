@@ -44,6 +44,15 @@ export function errnoOf(err: unknown): string | undefined {
 }
 
 /**
+ * Whether a request body failed because the client went away (Node's "aborted" request, a reset
+ * socket, a stream closed before its end): the client's doing, never the disk's.
+ */
+export function clientAborted(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === "ECONNRESET" || code === "ERR_STREAM_PREMATURE_CLOSE" || code === "ECONNABORTED";
+}
+
+/**
  * Filesystem failures that are not about a missing or misplaced object: disk full, permissions,
  * read-only mounts, I/O errors. `what` says what the store was doing ("writing object x/y").
  */
@@ -58,6 +67,11 @@ export function fromFsError(err: unknown, what: string, path: string): StorageEr
       return new StorageError("PermissionDenied", `permission denied while ${what}`, path, { cause: err });
     case "EROFS":
       return new StorageError("ReadOnly", `read-only filesystem while ${what}`, path, { cause: err });
+    case "ELOOP":
+    case "ENOTDIR":
+      // A folder of the store swapped for a link (O_DIRECTORY|O_NOFOLLOW fails it with either) or a file while in
+      // use: the write is refused, the link never followed (openDir.ts).
+      return new StorageError("KeyConflict", `a symbolic link or a file is where a folder should be while ${what}; the store does not follow links`, path, { cause: err });
     case "EXDEV":
       return new StorageError("CrossDevice", `the bucket is on another filesystem than the store root (mount the volume at the root, not per bucket) while ${what}`, path, { cause: err });
     default:

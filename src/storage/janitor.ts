@@ -1,9 +1,9 @@
-import { lstat, readdir, rm, stat, utimes } from "node:fs/promises";
-import { join } from "node:path";
+import { lstat, readdir, rm, utimes } from "node:fs/promises";
 import type { Logger } from "../server/logger.js";
 import { errnoOf } from "./errors.js";
-import type { Layout } from "./layout.js";
+import { INTERNAL_DIR, type Layout } from "./layout.js";
 import { matches, type MetadataCache } from "./metadata.js";
+import { type DirChain, OpenDir, openChain, removeTree } from "./openDir.js";
 
 /** How often a shared-root instance marks its temp folder as alive, and when others may take it. */
 export const HEARTBEAT_MS = 60_000;
@@ -18,16 +18,17 @@ export const METADATA_GRACE_MS = 10 * 60_000;
  */
 export async function reclaimTemp(layout: Layout, own: string, shared: boolean, now = Date.now()): Promise<string[]> {
   const removed: string[] = [];
-  for (const name of await readdir(layout.tmp)) {
-    if (name === own) continue;
-    const path = join(layout.tmp, name);
-    if (shared) {
-      const stats = await lstat(path).catch(() => undefined);
-      if (!stats || now - stats.mtimeMs < STALE_AFTER_MS) continue;
+  await inInternal(layout, "tmp", async (tmp) => {
+    for (const name of await readdir(tmp.entry("."))) {
+      if (name === own) continue;
+      if (shared) {
+        const stats = await lstat(tmp.entry(name)).catch(() => undefined);
+        if (!stats || now - stats.mtimeMs < STALE_AFTER_MS) continue;
+      }
+      await removeTree(tmp, name);
+      removed.push(name);
     }
-    await rm(path, { recursive: true, force: true });
-    removed.push(name);
-  }
+  });
   return removed;
 }
 
@@ -47,29 +48,65 @@ export function startHeartbeat(dir: string, log: Logger): () => void {
  */
 export async function sweepMetadata(layout: Layout, cache: MetadataCache, now = Date.now(), graceMs = METADATA_GRACE_MS): Promise<number> {
   let removed = 0;
-  for (const bucket of await readdirOrEmpty(layout.meta)) {
-    for (const shard of await readdirOrEmpty(join(layout.meta, bucket))) {
-      const shardDir = join(layout.meta, bucket, shard);
-      for (const name of await readdirOrEmpty(shardDir)) {
-        const path = join(shardDir, name);
-        const info = await stat(path).catch(() => undefined);
-        if (!info || now - info.mtimeMs < graceMs) continue;
-        const record = await cache.read(path);
-        const data = record ? await lstat(layout.objectPath(bucket, record.key), { bigint: true }).catch(() => undefined) : undefined;
-        if (record && data?.isFile() && matches(record, record.key, data)) continue;
-        await rm(path, { force: true });
-        removed++;
+  await inInternal(layout, "meta", async (meta) => {
+    for (const bucket of await readdir(meta.entry("."))) {
+      for (const shard of await readdirOrEmpty(meta, bucket)) {
+        // Each shard through its open parents (see openDir.ts): a folder swapped for a link is skipped, never followed.
+        const folder = openOrSkip(meta, [bucket, shard]);
+        if (!folder) continue;
+        try {
+          for (const name of await readdir(folder.last.entry("."))) {
+            const path = folder.last.entry(name);
+            const info = await lstat(path).catch(() => undefined);
+            if (!info?.isFile() || now - info.mtimeMs < graceMs) continue;
+            const record = await cache.read(path);
+            const data = record ? await lstat(layout.objectPath(bucket, record.key), { bigint: true }).catch(() => undefined) : undefined;
+            if (record && data?.isFile() && matches(record, record.key, data)) continue;
+            await rm(path, { force: true });
+            removed++;
+          }
+        } finally {
+          folder.close();
+        }
       }
     }
-  }
+  });
   return removed;
 }
 
-async function readdirOrEmpty(dir: string): Promise<string[]> {
+/** Runs `work` on the store's internal folder `name`, opened from the root without following links; nothing when it is not there. */
+async function inInternal(layout: Layout, name: string, work: (dir: OpenDir) => Promise<void>): Promise<void> {
+  const root = OpenDir.open(layout.root);
   try {
-    return await readdir(dir);
+    const folder = openOrSkip(root, [INTERNAL_DIR, name]);
+    if (!folder) return;
+    try {
+      await work(folder.last);
+    } finally {
+      folder.close();
+    }
+  } finally {
+    root.close();
+  }
+}
+
+/** The folders `segments` below `base`, or undefined when one is missing, a link or a file. */
+function openOrSkip(base: OpenDir, segments: string[]): DirChain | undefined {
+  try {
+    return openChain(base, segments);
   } catch (err) {
-    if (errnoOf(err) === "ENOENT" || errnoOf(err) === "ENOTDIR") return [];
+    const code = errnoOf(err);
+    if (code === "ENOENT" || code === "ELOOP" || code === "ENOTDIR") return undefined;
     throw err;
+  }
+}
+
+async function readdirOrEmpty(base: OpenDir, name: string): Promise<string[]> {
+  const folder = openOrSkip(base, [name]);
+  if (!folder) return [];
+  try {
+    return await readdir(folder.last.entry("."));
+  } finally {
+    folder.close();
   }
 }

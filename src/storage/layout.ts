@@ -32,12 +32,13 @@ export class Layout {
    * is `<root>/<bucket>/a/b/.app-snapshots-folder` (see FOLDER_MARKER). Keys are validated first.
    */
   objectPath(bucket: string, key: string): string {
-    if (key.endsWith("/")) return join(this.root, bucket, ...key.slice(0, -1).split("/"), FOLDER_MARKER);
-    return join(this.root, bucket, ...key.split("/"));
+    return join(this.root, ...this.objectSegments(bucket, key));
   }
 
-  bucketMetaDir(bucket: string): string {
-    return join(this.meta, bucket);
+  /** objectPath() below the root, one segment each: the bucket, the key's folders, the file's name. */
+  objectSegments(bucket: string, key: string): string[] {
+    if (key.endsWith("/")) return [bucket, ...key.slice(0, -1).split("/"), FOLDER_MARKER];
+    return [bucket, ...key.split("/")];
   }
 
   /**
@@ -46,8 +47,14 @@ export class Layout {
    * is replaced); a reader picks the one whose inode matches the file it opened.
    */
   metaFile(bucket: string, key: string, ino: string): string {
+    const { dirs, name } = this.metaSegments(bucket, key, ino);
+    return join(this.meta, ...dirs, name);
+  }
+
+  /** metaFile() below the meta folder: its two folders (bucket, shard) and the record's name. */
+  metaSegments(bucket: string, key: string, ino: string): { dirs: [string, string]; name: string } {
     const digest = keyDigest(key);
-    return join(this.meta, bucket, digest.slice(0, 2), `${digest}.${ino}.json`);
+    return { dirs: [bucket, digest.slice(0, 2)], name: `${digest}.${ino}.json` };
   }
 }
 

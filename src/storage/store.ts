@@ -1,20 +1,21 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import type { BigIntStats } from "node:fs";
-import { constants, createReadStream } from "node:fs";
+import { constants, createReadStream, existsSync } from "node:fs";
 import { link, lstat, mkdir, open, readdir, realpath, rename, rm, rmdir, type FileHandle } from "node:fs/promises";
 import { hostname } from "node:os";
-import { dirname, join, relative } from "node:path";
+import { dirname, join } from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Logger } from "../server/logger.js";
-import { errnoOf, fromFsError, StorageError } from "./errors.js";
+import { clientAborted, errnoOf, fromFsError, StorageError } from "./errors.js";
 import { closeFd, fstatFd, openFd, readFd } from "./fd.js";
 import { HashPool, type HashAlgorithm } from "./hashPool.js";
 import { reclaimTemp, startHeartbeat, sweepMetadata } from "./janitor.js";
 import { bucketNameProblem, keyProblem, printable } from "./keys.js";
-import { confine, Layout } from "./layout.js";
+import { confine, INTERNAL_DIR, Layout } from "./layout.js";
 import { listObjects, type ListOptions, type ListResult } from "./listing.js";
 import { DEFAULT_CONTENT_TYPE, MetadataCache, type MetadataRecord, type ObjectMetadata } from "./metadata.js";
+import { DirChain, inChain, OpenDir, openChain, removeTree } from "./openDir.js";
 import { STAGING_BUFFER_BYTES, TempObjectWriter } from "./tempWriter.js";
 
 /** `full`: fsync data, metadata and directories before a write is acknowledged. `none`: benchmarks only. */
@@ -129,8 +130,16 @@ export class ObjectStore {
   readonly maxObjectBytes: number;
   private readonly stops: Array<() => void> = [];
   private tmpDir = "";
-  /** Conditional publishes per key, run one at a time (check and rename are two steps). */
-  private readonly conditional = new Map<string, Promise<unknown>>();
+  /** The folders every write goes through, open while the store is (see openDir.ts); none when read-only. */
+  private folders: WriteFolders | undefined;
+  /**
+   * Publishes and deletes per key, run one at a time: what is at the key is pinned, then replaced or
+   * removed, in two steps. Interleaved, a writer could replace a version other than the one it pinned
+   * and remove the wrong record, leaving the replaced version's record without its file (found by the
+   * S3 fuzzer, whose requests overlap when a client goes away early); a condition could pass on a
+   * version that is no longer the one replaced.
+   */
+  private readonly perKey = new Map<string, Promise<unknown>>();
 
   private constructor(
     readonly layout: Layout,
@@ -168,12 +177,10 @@ export class ObjectStore {
     const { layout } = this;
     const instance = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
     try {
-      await mkdir(layout.tmp, { recursive: true, mode: 0o700 });
-      await mkdir(layout.meta, { recursive: true, mode: 0o700 });
+      this.folders = openWriteFolders(layout, instance);
       const removed = await reclaimTemp(layout, instance, options.shared ?? false);
       if (removed.length > 0) options.log?.info({ removed }, "reclaimed temp folders of earlier instances");
       this.tmpDir = join(layout.tmp, instance);
-      await mkdir(this.tmpDir, { mode: 0o700 });
     } catch (err) {
       throw fromFsError(err, "preparing the store's internal folder", layout.internal);
     }
@@ -191,7 +198,12 @@ export class ObjectStore {
 
   async close(): Promise<void> {
     for (const stop of this.stops.splice(0)) stop();
-    if (this.tmpDir) await rm(this.tmpDir, { recursive: true, force: true }).catch(() => undefined);
+    const folders = this.folders;
+    this.folders = undefined;
+    if (folders) {
+      await removeTree(folders.tmp, folders.instance).catch(() => undefined);
+      folders.close();
+    }
     if (this.ownPool) await this.pool.close();
   }
 
@@ -244,8 +256,8 @@ export class ObjectStore {
     await this.requireBucket(bucket);
     const dir = this.layout.bucketDir(bucket);
     try {
-      await rm(dir, { recursive: true });
-      await rm(this.layout.bucketMetaDir(bucket), { recursive: true, force: true });
+      await removeTree(this.writeFolders.root, bucket);
+      await removeTree(this.writeFolders.meta, bucket);
     } catch (err) {
       throw fromFsError(err, `deleting bucket "${bucket}"`, dir);
     }
@@ -266,7 +278,7 @@ export class ObjectStore {
     const target = this.layout.objectPath(bucket, key);
     await this.checkPlacement(bucket, key, target);
 
-    const temp = join(this.tmpDir, randomUUID());
+    const temp = this.writeFolders.own.entry(randomUUID());
     const where = `writing object "${printable(key)}" in bucket "${bucket}"`;
     let file: FileHandle | undefined;
     let record: MetadataRecord | undefined;
@@ -311,14 +323,12 @@ export class ObjectStore {
       // The data and its metadata record become durable in parallel; both before the data is visible.
       await Promise.all([(this.durability === "full" ? data.datasync() : Promise.resolve()).then(() => data.close()), this.writeMetadata(bucket, record)]);
       file = undefined;
-      const previous = options.condition
-        ? await this.oneAtATime(bucket, key, () => this.publish(temp, target, bucket, key, options.condition))
-        : await this.publish(temp, target, bucket, key);
+      const previous = await this.oneAtATime(bucket, key, () => this.publish(temp, bucket, key, options.condition));
       published = true;
       try {
         // The replaced version stays open (pinned) until its record is gone: see pin().
         const ino = previous?.stats.isFile() ? previous.stats.ino.toString() : undefined;
-        if (ino !== undefined && ino !== record.ino) await rm(this.layout.metaFile(bucket, key, ino), { force: true });
+        if (ino !== undefined && ino !== record.ino) await this.removeRecord(bucket, key, ino);
       } finally {
         await previous?.handle?.close().catch(() => undefined);
       }
@@ -328,8 +338,10 @@ export class ObjectStore {
       await file?.close().catch(() => undefined);
       if (!published) {
         await rm(temp, { force: true }).catch(() => undefined);
-        if (record) await rm(this.layout.metaFile(bucket, key, record.ino), { force: true }).catch(() => undefined);
+        if (record) await this.removeRecord(bucket, key, record.ino).catch(() => undefined);
       }
+      // A client that went away mid-body is not an I/O error of ours (it was logged as a 500).
+      if (clientAborted(err)) throw new StorageError("IncompleteBody", "the request body ended early (the client closed the connection)", undefined, { cause: err });
       throw errnoOf(err) ? fromFsError(err, where, target) : err;
     }
   }
@@ -431,49 +443,62 @@ export class ObjectStore {
    * With `ifEtag`, only the version with that ETag is removed (else PreconditionFailed; NoSuchKey if none).
    */
   async delete(bucket: string, key: string, condition: { ifEtag?: string } = {}): Promise<boolean> {
-    if (condition.ifEtag !== undefined) return this.oneAtATime(bucket, key, () => this.deleteNow(bucket, key, condition.ifEtag));
-    return this.deleteNow(bucket, key, undefined);
+    return this.oneAtATime(bucket, key, () => this.deleteNow(bucket, key, condition.ifEtag));
   }
 
   private async deleteNow(bucket: string, key: string, ifEtag: string | undefined): Promise<boolean> {
     this.assertWritable();
     this.checkKey(key);
     this.checkBucketName(bucket);
-    const path = this.layout.objectPath(bucket, key);
-    const parent = dirname(path);
-    // As in open(): one realpath proves the bucket and the folders on the way; the bucket is checked on a miss.
+    const segments = this.layout.objectSegments(bucket, key);
+    const leaf = segments.pop()!;
     const missing = () => {
       if (ifEtag !== undefined) throw new StorageError("NoSuchKey", `no object "${printable(key)}" in bucket "${bucket}"`);
       return false;
     };
-    if ((await confine(parent)) !== "inside") {
+    // The bucket and the folders on the way, opened without following a link; the bucket is checked on a miss.
+    let chain: DirChain;
+    try {
+      chain = openChain(this.writeFolders.root, segments);
+    } catch (err) {
+      const code = errnoOf(err);
+      if (code !== "ENOENT" && code !== "ELOOP" && code !== "ENOTDIR") throw fromFsError(err, `deleting object "${printable(key)}"`, this.layout.objectPath(bucket, key));
       await this.requireBucket(bucket);
       return missing();
     }
-    let found: Pinned | undefined;
     try {
-      found = await pin(path);
-      if (!found?.stats.isFile()) {
-        await found?.handle?.close();
-        return missing();
+      const parent = chain.last;
+      const path = parent.entry(leaf);
+      let found: Pinned | undefined;
+      try {
+        found = await pin(path);
+        if (!found?.stats.isFile()) {
+          await found?.handle?.close();
+          return missing();
+        }
+        if (ifEtag !== undefined) await this.checkCondition(bucket, key, found, { ifEtag });
+        await rm(path);
+      } catch (err) {
+        await found?.handle?.close().catch(() => undefined);
+        const code = errnoOf(err);
+        if (code === "ENOENT" || code === "ENOTDIR") return missing();
+        throw fromFsError(err, `deleting object "${printable(key)}"`, join(parent.path, leaf));
       }
-      if (ifEtag !== undefined) await this.checkCondition(bucket, key, found, { ifEtag });
-      await rm(path);
-    } catch (err) {
-      await found?.handle?.close().catch(() => undefined);
-      const code = errnoOf(err);
-      if (code === "ENOENT" || code === "ENOTDIR") return missing();
-      throw fromFsError(err, `deleting object "${printable(key)}"`, path);
-    }
-    try {
-      await this.syncDirs([parent]);
+      try {
+        await this.syncDirs([parent.path]);
+      } finally {
+        // The data file is gone whatever the fsync said: its record goes too, or it would outlive it.
+        try {
+          await this.removeRecord(bucket, key, found.stats.ino.toString());
+        } finally {
+          await found.handle?.close().catch(() => undefined);
+        }
+      }
+      await this.removeEmptyParents(chain, segments);
+      return true;
     } finally {
-      // The data file is gone whatever the fsync said: its record goes too, or it would outlive it.
-      await rm(this.layout.metaFile(bucket, key, found.stats.ino.toString()), { force: true });
-      await found.handle?.close().catch(() => undefined);
+      chain.close();
     }
-    await this.removeEmptyParents(bucket, parent);
-    return true;
   }
 
   async list(bucket: string, options: ListOptions = {}): Promise<ListResult> {
@@ -507,16 +532,16 @@ export class ObjectStore {
     };
   }
 
-  /** Runs conditional operations on one key one after another in this process. */
+  /** Runs the publishes and deletes of one key one after another in this process (see perKey). */
   private async oneAtATime<T>(bucket: string, key: string, work: () => Promise<T>): Promise<T> {
     const id = `${bucket}\0${key}`;
-    const before = this.conditional.get(id) ?? Promise.resolve();
+    const before = this.perKey.get(id) ?? Promise.resolve();
     const mine = before.catch(() => undefined).then(work);
-    this.conditional.set(id, mine);
+    this.perKey.set(id, mine);
     try {
       return await mine;
     } finally {
-      if (this.conditional.get(id) === mine) this.conditional.delete(id);
+      if (this.perKey.get(id) === mine) this.perKey.delete(id);
     }
   }
 
@@ -529,6 +554,12 @@ export class ObjectStore {
       const record = await this.metadata.lookup(bucket, key, current!.stats);
       if (record?.md5 !== condition.ifEtag) throw new StorageError("PreconditionFailed", `object "${printable(key)}" in bucket "${bucket}" does not have ETag ${condition.ifEtag.slice(0, 70)} (If-Match)`);
     }
+  }
+
+  /** The open folders writes go through; only a writable store that is open has them. */
+  private get writeFolders(): WriteFolders {
+    if (!this.folders) throw new StorageError("ReadOnly", this.readOnly ? "the store was opened read-only" : "the store is closed");
+    return this.folders;
   }
 
   private assertWritable(): void {
@@ -580,11 +611,9 @@ export class ObjectStore {
   }
 
   private async writeMetadata(bucket: string, record: MetadataRecord): Promise<void> {
-    const path = this.layout.metaFile(bucket, record.key, record.ino);
-    const dir = dirname(path);
-    const temp = join(this.tmpDir, `${randomUUID()}.json`);
+    const { dirs, name } = this.layout.metaSegments(bucket, record.key, record.ino);
+    const temp = this.writeFolders.own.entry(`${randomUUID()}.json`);
     try {
-      const created = await mkdir(dir, { recursive: true, mode: 0o700 });
       const file = await open(temp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o600);
       try {
         await file.writeFile(JSON.stringify(record));
@@ -592,106 +621,140 @@ export class ObjectStore {
       } finally {
         await file.close();
       }
-      await rename(temp, path);
-      await this.syncDirs(created ? newDirParents(created, dir) : [dir]);
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await inChain(this.writeFolders.meta, dirs, 0o700, async (chain) => {
+            await rename(temp, chain.last.entry(name));
+            await this.syncDirs(chain.created ? newDirParents(chain.created, chain.last.path) : [chain.last.path]);
+          });
+          return;
+        } catch (err) {
+          // The folder was removed (or replaced) between its open and the rename: open it again.
+          if (errnoOf(err) !== "ENOENT" || attempt >= 5) throw err;
+        }
+      }
     } catch (err) {
       await rm(temp, { force: true }).catch(() => undefined);
-      throw fromFsError(err, "writing object metadata", path);
+      throw fromFsError(err, "writing object metadata", this.layout.metaFile(bucket, record.key, record.ino));
+    }
+  }
+
+  /** Removes the metadata record of one version of a key, if it is there. */
+  private async removeRecord(bucket: string, key: string, ino: string): Promise<void> {
+    const { dirs, name } = this.layout.metaSegments(bucket, key, ino);
+    let chain: DirChain;
+    try {
+      chain = openChain(this.writeFolders.meta, dirs);
+    } catch (err) {
+      // No folder there (or a link or a file instead, never followed): no record of ours in it either.
+      const code = errnoOf(err);
+      if (code === "ENOENT" || code === "ELOOP" || code === "ENOTDIR") return;
+      throw fromFsError(err, "removing object metadata", this.layout.metaFile(bucket, key, ino));
+    }
+    try {
+      await rm(chain.last.entry(name), { force: true });
+    } finally {
+      chain.close();
     }
   }
 
   /**
-   * Renames the finished temp file over the key and makes the rename durable. A concurrent delete
-   * may remove a parent directory between mkdir and rename; that is retried. Returns what was at
+   * Renames the finished temp file over the key and makes the rename durable. The key's folders are
+   * opened (and created) from the root without following links, and the rename goes through the
+   * open parent, so a folder swapped for a link meanwhile cannot send the object elsewhere. A
+   * concurrent delete may remove a folder on the way (ENOENT); that is retried. Returns what was at
    * the key before, if anything, pinned: the caller removes its metadata record, then closes it.
    */
-  private async publish(temp: string, target: string, bucket: string, key: string, condition?: PublishCondition): Promise<Pinned | undefined> {
-    const parent = dirname(target);
+  private async publish(temp: string, bucket: string, key: string, condition?: PublishCondition): Promise<Pinned | undefined> {
+    const segments = this.layout.objectSegments(bucket, key);
+    const leaf = segments.pop()!;
     for (let attempt = 1; ; attempt++) {
-      let created: string | undefined;
+      let chain: DirChain;
       try {
-        created = await this.makeParents(bucket, key, parent);
+        chain = await this.openParents(bucket, key, segments);
       } catch (err) {
-        // A concurrent delete removed a folder on the way while we created the next one.
         if (errnoOf(err) === "ENOENT" && attempt < 5) continue;
         throw err;
       }
-      const previous = await pin(target).catch(() => undefined);
-      let handedOver = false;
       try {
-        if (previous?.stats.isDirectory()) throw this.prefixConflict(bucket, key);
-        if (condition) await this.checkCondition(bucket, key, previous, condition);
+        const parent = chain.last;
+        const target = parent.entry(leaf);
+        const previous = await pin(target).catch(() => undefined);
+        let handedOver = false;
         try {
-          if (condition?.ifAbsent) {
-            // link() never replaces: a key created since the check makes it fail (EEXIST), atomically.
-            await link(temp, target);
-            await rm(temp, { force: true });
-          } else {
-            await rename(temp, target);
+          if (previous?.stats.isDirectory()) throw this.prefixConflict(bucket, key);
+          if (condition) await this.checkCondition(bucket, key, previous, condition);
+          try {
+            if (condition?.ifAbsent) {
+              // link() never replaces: a key created since the check makes it fail (EEXIST), atomically.
+              await link(temp, target);
+              await rm(temp, { force: true });
+            } else {
+              await rename(temp, target);
+            }
+          } catch (err) {
+            const code = errnoOf(err);
+            if (code === "ENOENT" && attempt < 5) continue;
+            if (code === "EEXIST" && condition?.ifAbsent) {
+              const now = await lstat(target).catch(() => undefined);
+              if (now?.isFile()) throw new StorageError("PreconditionFailed", `object "${printable(key)}" exists in bucket "${bucket}" (If-None-Match: *)`);
+            }
+            if (code === "EISDIR" || code === "ENOTEMPTY" || code === "EEXIST") throw this.prefixConflict(bucket, key);
+            if (code === "ENOTDIR") throw await this.placementConflict(bucket, key);
+            throw err;
           }
-        } catch (err) {
-          const code = errnoOf(err);
-          if (code === "ENOENT" && attempt < 5) continue;
-          if (code === "EEXIST" && condition?.ifAbsent) {
-            const now = await lstat(target).catch(() => undefined);
-            if (now?.isFile()) throw new StorageError("PreconditionFailed", `object "${printable(key)}" exists in bucket "${bucket}" (If-None-Match: *)`);
-          }
-          if (code === "EISDIR" || code === "ENOTEMPTY" || code === "EEXIST") throw this.prefixConflict(bucket, key);
-          if (code === "ENOTDIR") throw await this.placementConflict(bucket, key);
-          throw err;
+          await this.syncDirs(chain.created ? newDirParents(chain.created, parent.path) : [parent.path]);
+          handedOver = true;
+          return previous;
+        } finally {
+          if (!handedOver) await previous?.handle?.close().catch(() => undefined);
         }
-        await this.syncDirs(created ? newDirParents(created, parent) : [parent]);
-        handedOver = true;
-        return previous;
       } finally {
-        if (!handedOver) await previous?.handle?.close().catch(() => undefined);
+        chain.close();
       }
     }
   }
 
   /**
-   * Creates the key's parent directories inside the bucket; returns the first one created, if any.
-   * The deepest existing ancestor must be link-free, and the rest is created one level at a time,
-   * so a planted symlink can never make us create a directory outside the root (`mkdir -p` would).
+   * Opens the bucket and the key's folders below it (segments, without the file's name), creating
+   * the missing folders; never the bucket. A link, a file or a folder replaced while being created
+   * fails it as a KeyConflict naming the segment; ENOENT (a concurrent delete) is for the caller to retry.
    */
-  private async makeParents(bucket: string, key: string, parent: string): Promise<string | undefined> {
-    const missing: string[] = [];
-    for (let dir = parent; ; dir = dirname(dir)) {
-      const state = await confine(dir);
-      if (state === "inside") break;
-      if (state !== "missing" || dir === this.layout.bucketDir(bucket)) throw await this.placementConflict(bucket, key);
-      missing.unshift(dir);
+  private async openParents(bucket: string, key: string, segments: readonly string[]): Promise<DirChain> {
+    let bucketDir: DirChain;
+    try {
+      bucketDir = openChain(this.writeFolders.root, segments.slice(0, 1));
+    } catch (err) {
+      const code = errnoOf(err);
+      if (code === "ENOENT" || code === "ELOOP" || code === "ENOTDIR") throw new StorageError("NoSuchBucket", `bucket "${bucket}" does not exist`, undefined, { cause: err });
+      throw err;
     }
-    for (const dir of missing) {
-      try {
-        await mkdir(dir, { mode: 0o755 });
-      } catch (err) {
-        const code = errnoOf(err);
-        // A concurrent writer may have created it; it must be a real directory.
-        if (code === "EEXIST" && (await lstat(dir)).isDirectory()) continue;
-        if (code === "ENOTDIR" || code === "EEXIST") throw await this.placementConflict(bucket, key);
-        throw err;
-      }
+    try {
+      const folders = openChain(bucketDir.last, segments.slice(1), 0o755);
+      return new DirChain([...bucketDir.dirs, ...folders.dirs], folders.created);
+    } catch (err) {
+      bucketDir.close();
+      const code = errnoOf(err);
+      if (code === "ELOOP" || code === "ENOTDIR" || code === "EEXIST") throw await this.placementConflict(bucket, key);
+      throw err;
     }
-    return missing[0];
   }
 
-  private async removeEmptyParents(bucket: string, from: string): Promise<void> {
-    const bucketDir = this.layout.bucketDir(bucket);
-    let dir = from;
-    const removedFrom: string[] = [];
-    while (dir !== bucketDir && relative(bucketDir, dir) !== "" && !relative(bucketDir, dir).startsWith("..")) {
+  /** Removes the key's folders that are now empty, deepest first, through their open parents; never the bucket (segments[0]). */
+  private async removeEmptyParents(chain: DirChain, segments: readonly string[]): Promise<void> {
+    let changed: string | undefined;
+    for (let i = segments.length - 1; i >= 1; i--) {
+      const parent = chain.dirs[i - 1]!;
       try {
-        await rmdir(dir);
+        await rmdir(parent.entry(segments[i]!));
       } catch (err) {
         const code = errnoOf(err);
         if (code === "ENOTEMPTY" || code === "EEXIST" || code === "EBUSY") break;
-        if (code !== "ENOENT") throw fromFsError(err, "removing an empty directory", dir);
+        if (code !== "ENOENT") throw fromFsError(err, "removing an empty directory", chain.dirs[i]!.path);
       }
-      dir = dirname(dir);
-      removedFrom.push(dir);
+      changed = parent.path;
     }
-    await this.syncDirs(removedFrom.slice(-1));
+    await this.syncDirs(changed ? [changed] : []);
   }
 
   /**
@@ -810,6 +873,40 @@ function newDirParents(first: string, deepest: string): string[] {
   const dirs = [deepest];
   for (let dir = deepest; dir !== dirname(first); dir = dirname(dir)) dirs.push(dirname(dir));
   return dirs;
+}
+
+/** The folders a writable store holds open for its lifetime, to reach everything it writes (see openDir.ts). */
+interface WriteFolders {
+  root: OpenDir;
+  meta: OpenDir;
+  /** tmp/, which holds a folder per instance. */
+  tmp: OpenDir;
+  /** This instance's folder in tmp/: its temp files. */
+  own: OpenDir;
+  instance: string;
+  close(): void;
+}
+
+function openWriteFolders(layout: Layout, instance: string): WriteFolders {
+  const root = OpenDir.open(layout.root);
+  const chains: DirChain[] = [];
+  const close = () => {
+    for (const chain of chains) chain.close();
+    root.close();
+  };
+  try {
+    if (!existsSync(root.entry("."))) throw new StorageError("Io", "the store writes through /proc/self/fd (Linux), which is not mounted here", layout.root);
+    const tmp = openChain(root, [INTERNAL_DIR, "tmp"], 0o700);
+    chains.push(tmp);
+    const meta = openChain(tmp.dirs[0]!, ["meta"], 0o700);
+    chains.push(meta);
+    const own = openChain(tmp.last, [instance], 0o700);
+    chains.push(own);
+    return { root, meta: meta.last, tmp: tmp.last, own: own.last, instance, close };
+  } catch (err) {
+    close();
+    throw err;
+  }
 }
 
 const silentLog = { warn: () => undefined } as unknown as Logger;

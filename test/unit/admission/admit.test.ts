@@ -36,6 +36,25 @@ describe("admit", () => {
     expect(out.response.warnings).toBeUndefined();
   });
 
+  it("admits a pod whose fields have the wrong types unchanged, naming the field (the rules threw: an internal error)", () => {
+    const pod = fixturePod("postgres-statefulset");
+    for (const [broken, field] of [
+      [{ ...pod, spec: { ...pod.spec, containers: {} } }, "spec.containers"],
+      [{ ...pod, spec: { ...pod.spec, volumes: [{ name: 7 }] } }, "spec.volumes.0.name"],
+      [{ ...pod, metadata: { ...pod.metadata, annotations: { a: 1 } } }, "metadata.annotations.a"],
+      [{ ...pod, spec: { ...pod.spec, containers: [{ name: "c", volumeMounts: "data" }] } }, "spec.containers.0.volumeMounts"],
+      [{ ...pod, metadata: { ...pod.metadata, ownerReferences: "[]" } }, "metadata.ownerReferences"],
+    ] as const) {
+      const out = admit(createReview(broken as never), state);
+      expect(out.response.allowed, field).toBe(true);
+      expect(out.response.patch, field).toBeUndefined();
+      expect(out.response.warnings?.join("\n"), field).toContain(`the pod object is malformed (${field}`);
+    }
+    // Kubernetes' null for an absent field is no problem.
+    const nulls = { ...pod, metadata: { ...pod.metadata, labels: null }, spec: { ...pod.spec, initContainers: null } };
+    expect(admit(createReview(nulls as never), state).response.patchType).toBe("JSONPatch");
+  });
+
   it("patches single annotation keys (escaped) when the pod has annotations already", () => {
     const pod = fixturePod("istio-sidecar");
     const patch = decodePatch(admit(createReview(pod), stateFrom(policyYaml("p", "{}"))).response.patch);

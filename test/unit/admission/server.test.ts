@@ -184,6 +184,37 @@ describe("POST /mutate/pods", () => {
     }
   });
 
+  it("answers a request nested 100,000 deep by its route before reading state, lookups or recording Events: a Velero object denied, a pod admitted unchanged", async () => {
+    // Built as text: JSON.stringify of the value itself overflows the stack.
+    const DEEP = "\u0001deep";
+    const withDeep = (review: unknown) => JSON.stringify(review).replace(`"\\u0001deep"`, `${"[".repeat(100_000)}${"]".repeat(100_000)}`);
+    state = () => {
+      throw new Error("state must not be read");
+    };
+    podWarnings.length = 0;
+    const linesBefore = lines.length;
+    try {
+      const location = veleroReview("BackupStorageLocation", "UPDATE", { ...bsl("default", awsSpec()), spec: DEEP }, bsl("default", awsSpec()));
+      const velero = await post(withDeep(location), undefined, "/validate/velero");
+      expect(velero.status).toBe(200);
+      const denial = velero.json.response as { allowed: boolean; status: { code: number; message: string } };
+      expect(denial.allowed).toBe(false);
+      expect(denial.status.code).toBe(422);
+      expect(denial.status.message).toContain("is nested deeper than 100 levels");
+      const pod = fixturePod("handwritten-annotations");
+      const pods = await post(withDeep(createReview({ ...pod, metadata: { ...pod.metadata, name: DEEP } }, "shop")));
+      expect(pods.status).toBe(200);
+      const admitted = pods.json.response as { allowed: boolean; warnings: string[]; patch?: string };
+      expect(admitted.allowed).toBe(true);
+      expect(admitted.warnings.join()).toContain("nested deeper than 100 levels");
+      expect(admitted.patch).toBeUndefined();
+      expect(podWarnings).toEqual([]);
+      expect(lines.slice(linesBefore).map((l) => JSON.parse(l) as { level: number }).filter((l) => l.level >= 40)).toEqual([]);
+    } finally {
+      state = () => stateFrom(policyYaml("p", "{}"));
+    }
+  });
+
   it("counts requests, patches and latency", async () => {
     const text = await registry.metrics();
     expect(text).toMatch(/app_snapshots_admission_requests_total\{webhook="pods",operation="CREATE",outcome="patched"\} [1-9]/);

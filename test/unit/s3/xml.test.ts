@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { escapeXml, listOf, MAX_XML_BYTES, MAX_XML_DEPTH, nestedDeeperThan, parseXml, S3_NAMESPACE, textOf, xmlDocument } from "../../../src/s3/xml.js";
+import { escapeXml, listOf, MAX_XML_BYTES, markupProblem, MAX_XML_DEPTH, parseXml, S3_NAMESPACE, textOf, xmlDocument } from "../../../src/s3/xml.js";
 import { s3ErrorOf } from "./s3ErrorOf.js";
 
 
@@ -87,10 +87,11 @@ describe("parseXml", () => {
     expect(() => parse(atLimit)).not.toThrow();
   });
 
-  it("measures nesting as elements, not as comments, CDATA, processing instructions or self-closing tags", () => {
+  it("measures nesting as elements, not as comments, CDATA, the declaration or self-closing tags", () => {
+    const deeper = (text: string, limit: number) => markupProblem(text, limit)?.includes("deeper") ?? false;
     const noise = `<?xml version="1.0"?><!-- ${"<a>".repeat(100)} --><![CDATA[${"<b>".repeat(100)}]]>${"<c/>".repeat(100)}`;
-    expect(nestedDeeperThan(`${noise}<Delete><Object><Key>k</Key></Object></Delete>`, 3)).toBe(false);
-    expect(nestedDeeperThan("<a><b><c><d></d></c></b></a>", 3)).toBe(true);
+    expect(markupProblem(`${noise}<Delete><Object><Key>k</Key></Object></Delete>`, 3)).toBeUndefined();
+    expect(deeper("<a><b><c><d></d></c></b></a>", 3)).toBe(true);
     // Agrees with a counting oracle on random well-formed nestings.
     fc.assert(
       fc.property(fc.array(fc.boolean(), { maxLength: 200 }), fc.integer({ min: 1, max: 20 }), (opens, limit) => {
@@ -107,9 +108,40 @@ describe("parseXml", () => {
           } else xml += "<s/>";
         }
         xml += "</e>".repeat(depth);
-        return nestedDeeperThan(xml, limit) === deepest > limit;
+        return deeper(xml, limit) === deepest > limit;
       }),
     );
+  });
+
+  it("counts a start tag whose quoted attribute holds '>' or '/>' (the library threw on 10,000 of those: a 500)", () => {
+    for (const tag of ['<a x="/>">', "<a x='>'>", `<a x="'" y='">'>`]) {
+      const hostile = `<Delete>${tag.repeat(10_000)}${"</a>".repeat(10_000)}</Delete>`;
+      expect(s3ErrorOf(() => parse(hostile)).code, tag).toBe("MalformedXML");
+    }
+    expect(markupProblem('<a x="/>"><b></b></a>', 1)).toContain("deeper than 1 levels");
+  });
+
+  it("refuses processing instructions anywhere but the leading declaration: they would change what an element says", () => {
+    const body = "<Object><Key>a</Key></Object>";
+    for (const hostile of [
+      `<?xml-stylesheet type="text/xsl" href="x.xsl"?><Delete>${body}</Delete>`,
+      `<Delete><?foo?>${body}</Delete>`,
+      `<Delete><Quiet><?x?>true</Quiet>${body}</Delete>`,
+      `<Delete><Object><Key>a</Key><VersionId><?x?></VersionId></Object></Delete>`,
+      `<Delete>${body}<?xml version="1.0"?></Delete>`,
+      `<Delete>${body}</Delete><?x?>`,
+      `<Delete><?Object?>${body}</Delete>`,
+    ]) {
+      const err = s3ErrorOf(() => parse(hostile));
+      expect(err.code, hostile).toBe("MalformedXML");
+    }
+    expect(s3ErrorOf(() => parse(`<Delete><?foo?>${body}</Delete>`)).message).toContain("processing instruction");
+    // The declaration (first, or after a byte-order mark), and "<?" inside CDATA, a comment or an attribute are fine.
+    for (const fine of [`<?xml version="1.0"?><Delete>${body}</Delete>`, `\uFEFF<?xml version="1.0"?>\n<Delete>${body}</Delete>`]) {
+      expect(keysOf(parse(fine)), fine).toEqual(["a"]);
+    }
+    expect(keysOf(parse("<Delete><Object><Key><![CDATA[<?x?>]]></Key></Object><!-- <?y?> --></Delete>"))).toEqual(["<?x?>"]);
+    expect(markupProblem('<a x="<?y?>"></a>', 5)).toBeUndefined();
   });
 
   it("parses a Delete document: repeated Object elements as a list, even a single one", () => {

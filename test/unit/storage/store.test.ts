@@ -125,6 +125,22 @@ describe("object store", () => {
     expect(tempFiles(root)).toEqual([]);
   });
 
+  it("names a client that went away mid-body IncompleteBody, not an I/O error (an aborted upload was logged as a 500)", async () => {
+    for (const code of ["ECONNRESET", "ERR_STREAM_PREMATURE_CLOSE"]) {
+      const aborted = new Readable({
+        read() {
+          this.push(randomBytes(64 * 1024));
+          // What Node's HTTP server gives a request whose socket closed before its body ended.
+          this.destroy(Object.assign(new Error("aborted"), { code }));
+        },
+      });
+      const err = await failure(store.put("velero", "k", aborted));
+      expect(err.code, code).toBe("IncompleteBody");
+      expect(err.reason).toContain("client closed the connection");
+    }
+    expect(tempFiles(root)).toEqual([]);
+  });
+
   it("refuses objects over the size limit", async () => {
     const small = await ObjectStore.open(root, { maxObjectBytes: 1024 });
     try {

@@ -37,6 +37,14 @@ describe("Backup rules", () => {
     expect(result.message).toBe(`app-snapshots: Backup ${NS}/b1 is invalid: ${finding}`);
   });
 
+  it("names a denied object whose metadata name is not a string by the request's name", () => {
+    const hostile = { ...backup({ storageLocation: "nope" }), metadata: { name: [[{ a: 1 }]], namespace: NS } };
+    const review = veleroReview("Backup", "CREATE", hostile);
+    const out = admit({ ...review, request: { ...review.request, name: "from-request" } }, veleroState(locations), "velero").response;
+    expect(out.allowed).toBe(false);
+    expect(out.status?.message).toContain(`Backup ${NS}/from-request is invalid`);
+  });
+
   it("denies a backup without storageLocation when there is no default location", () => {
     const out = admit(veleroReview("Backup", "CREATE", backup({})), veleroState([locations[1]]), "velero").response;
     expect(out.status?.message).toBe(`app-snapshots: Backup ${NS}/b1 is invalid: spec.storageLocation: is not set and velero has no default BackupStorageLocation; set storageLocation or mark a location default: true`);

@@ -1,0 +1,139 @@
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { Worker } from "node:worker_threads";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { toS3Error } from "../../../src/s3/errors.js";
+import { MultipartUploads } from "../../../src/s3/multipart.js";
+import { StorageError } from "../../../src/storage/errors.js";
+import { INTERNAL_DIR, keyDigest } from "../../../src/storage/layout.js";
+import { ObjectStore } from "../../../src/storage/store.js";
+
+/**
+ * A folder inside the store swapped for a symlink to a folder outside it, over and over, by a
+ * worker thread (truly in parallel with the store's calls in the thread pool) while PUTs, deletes,
+ * copies and multipart uploads go through that folder. Checking a path and then using it is two
+ * steps; the store opens each folder relative to its parent without following links and writes
+ * through the open folder (src/storage/openDir.ts), so nothing outside the root may ever change,
+ * and every request either works or fails as the client's problem (a 4xx), never a 500 or a crash.
+ */
+
+/** Swaps each target for a link to `outside` and back until told to stop; counts the swaps. */
+const SWAPPER = `
+const { workerData, parentPort } = require("node:worker_threads");
+const fs = require("node:fs");
+const stop = new Int32Array(workerData.stop);
+let swaps = 0;
+while (Atomics.load(stop, 0) === 0) {
+  for (const target of workerData.targets) {
+    try {
+      fs.renameSync(target, target + ".aside");
+      fs.symlinkSync(workerData.outside, target);
+      swaps++;
+      fs.unlinkSync(target);
+    } catch {}
+    try { fs.renameSync(target + ".aside", target); } catch {}
+  }
+}
+parentPort.postMessage(swaps);
+`;
+
+let work: string;
+let root: string;
+let outside: string;
+let store: ObjectStore;
+let uploads: MultipartUploads;
+
+/** Every file under `dir` with its bytes and mtime: what must not change. */
+function snapshot(dir: string): Record<string, string> {
+  const entries = readdirSync(dir, { recursive: true, withFileTypes: true });
+  return Object.fromEntries(
+    entries.map((e) => {
+      const path = join(e.parentPath, e.name);
+      const stats = statSync(path);
+      return [path, stats.isFile() ? `${readFileSync(path, "hex")} ${stats.mtimeMs}` : `dir ${stats.mtimeMs}`];
+    }),
+  );
+}
+
+beforeAll(async () => {
+  work = realpathSync(mkdtempSync(join(tmpdir(), "app-snapshots-symlink-race-")));
+  root = join(work, "root");
+  outside = join(work, "outside");
+  mkdirSync(root);
+  mkdirSync(join(outside, "sub"), { recursive: true });
+  writeFileSync(join(outside, "a"), "outside: must stay as it is");
+  writeFileSync(join(outside, "sub", "b"), "outside too");
+  store = await ObjectStore.open(root);
+  await store.createBucket("bkt");
+  uploads = await MultipartUploads.open(store, { hashPool: store.hashPool, durability: "full", minPartBytes: 1 });
+});
+afterAll(async () => {
+  await uploads?.close();
+  await store?.close();
+  rmSync(work, { recursive: true, force: true });
+});
+
+const body = (text: string) => Readable.from([Buffer.from(text)]);
+
+/** One request through the swapped folder; anything it throws must be a client error. */
+const OPERATIONS: Array<(i: number) => Promise<unknown>> = [
+  (i) => store.put("bkt", "dir/a", body(`put ${i}`)),
+  (i) => store.put("bkt", `dir/sub/b${i % 3}`, body(`nested ${i}`)),
+  (i) => store.put("bkt", "dir/", body(""), { condition: i % 2 ? { ifAbsent: true } : {} }),
+  () => store.delete("bkt", "dir/a"),
+  (i) => store.delete("bkt", `dir/sub/b${i % 3}`),
+  async (i) => {
+    const source = await store.open("bkt", "dir/a");
+    return store.put("bkt", `dir/copy${i % 2}`, source.stream());
+  },
+  async (i) => {
+    const uploadId = await uploads.create({ bucket: "bkt", key: "dir/mp", userMetadata: {} });
+    const part = await uploads.uploadPart("bkt", "dir/mp", uploadId, 1, body(`part ${i}`), {});
+    return uploads.complete("bkt", "dir/mp", uploadId, [{ partNumber: 1, etag: part.etag }]);
+  },
+];
+
+describe("a folder swapped for a symlink to outside the root while requests use it", () => {
+  it("never creates, changes or removes anything outside the root, and requests only fail as 4xx", { timeout: 60_000 }, async () => {
+    const before = snapshot(outside);
+    await store.put("bkt", "dir/a", body("first"));
+    const digest = keyDigest("dir/a");
+    const stop = new Int32Array(new SharedArrayBuffer(4));
+    const swapper = new Worker(SWAPPER, {
+      eval: true,
+      // The key's folder, and the metadata folder of its records.
+      workerData: { stop: stop.buffer, outside, targets: [join(root, "bkt", "dir"), join(root, INTERNAL_DIR, "meta", "bkt", digest.slice(0, 2))] },
+    });
+    const swaps = new Promise<number>((resolve, reject) => {
+      swapper.once("message", resolve);
+      swapper.once("error", reject);
+    });
+    const failures = new Map<string, number>();
+    let succeeded = 0;
+    try {
+      for (let round = 0; round < 60; round++) {
+        const results = await Promise.allSettled(OPERATIONS.map((operation) => operation(round)));
+        for (const result of results) {
+          if (result.status === "fulfilled") {
+            succeeded++;
+            continue;
+          }
+          const err: unknown = result.reason;
+          const status = toS3Error(err).status;
+          expect(status, `a request failed as a server error: ${String(err)}`).toBeLessThan(500);
+          const code = err instanceof StorageError ? err.code : toS3Error(err).code;
+          failures.set(code, (failures.get(code) ?? 0) + 1);
+        }
+        expect(snapshot(outside), `round ${round}: the folder outside the root changed`).toEqual(before);
+      }
+    } finally {
+      Atomics.store(stop, 0, 1);
+    }
+    const swapped = await swaps;
+    console.log(`symlink race: ${swapped} swaps, ${succeeded} requests done, failures ${JSON.stringify(Object.fromEntries(failures))}`);
+    expect(swapped).toBeGreaterThan(0);
+    expect(snapshot(outside)).toEqual(before);
+  });
+});
