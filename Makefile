@@ -206,7 +206,7 @@ test-unit: deps ## unit tests only (no control plane)
 	$(NODE_BIN)/vitest run --project unit
 
 .PHONY: fuzz
-fuzz: deps ## only the fuzzers of every network-facing parser (test/fuzz), FUZZ_SECONDS per file (default 300; `make test` gives them 20)
+fuzz: deps ## only the fuzzers of every network-facing parser (test/fuzz), FUZZ_SECONDS per file (default 300; `make test` gives them 10)
 	FUZZ_SECONDS=$(or $(FUZZ_SECONDS),300) $(NODE_BIN)/vitest run --project fuzz
 
 .PHONY: e2e

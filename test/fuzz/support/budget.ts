@@ -1,11 +1,11 @@
 import fc from "fast-check";
 
 /**
- * How long each fuzz file runs: FUZZ_SECONDS (default 20, what `make test` spends; `make fuzz` sets
+ * How long each fuzz file runs: FUZZ_SECONDS (default 10, what `make test` spends; `make fuzz` sets
  * 300), shared among the fuzzers of the file. FUZZ_SEED replays a run fast-check reported.
  */
 export function fileBudgetSeconds(): number {
-  const seconds = Number(process.env.FUZZ_SECONDS ?? "20");
+  const seconds = Number(process.env.FUZZ_SECONDS ?? "10");
   if (!Number.isFinite(seconds) || seconds <= 0) throw new Error(`FUZZ_SECONDS must be a positive number of seconds, not ${process.env.FUZZ_SECONDS}`);
   return seconds;
 }
