@@ -43,9 +43,13 @@ export function generateRsaKey(): forge.pki.rsa.KeyPair {
 }
 
 /** 128 random bits, first bit cleared so the DER integer stays positive. */
-function randomSerial(): string {
+/**
+ * 16 random bytes as a positive DER INTEGER of exactly that length: the top bit clear (else negative), and the
+ * first byte not zero, since DER drops a leading zero byte and the serial would be 15 bytes (1 run in 128).
+ */
+export function randomSerial(): string {
   const bytes = randomBytes(16);
-  bytes[0] = bytes[0]! & 0x7f;
+  bytes[0] = bytes[0]! & 0x7f || 0x01;
   return bytes.toString("hex");
 }
 

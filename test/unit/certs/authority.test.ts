@@ -1,6 +1,6 @@
 import { X509Certificate } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { createCa, issueCertificate } from "../../../src/certs/authority.js";
+import { createCa, issueCertificate, randomSerial } from "../../../src/certs/authority.js";
 
 describe("certificate authority", () => {
   const ca = createCa({ commonName: "unit-ca", validityDays: 2 });
@@ -40,5 +40,10 @@ describe("certificate authority", () => {
     const cert = new X509Certificate(issueCertificate(ca, { commonName: "admin", organizations: ["system:masters"], usage: "client" }).certPem);
     expect(cert.subject).toBe("CN=admin\nO=system:masters");
     expect(cert.keyUsage).toEqual(["1.3.6.1.5.5.7.3.2"]);
+  });
+
+  it("draws serials that stay 16 bytes and positive in DER: never a zero first byte (dropped) nor a top bit (negative)", () => {
+    // About 1 draw in 128 had a zero first byte before: 4,000 draws meet it with near certainty.
+    for (let i = 0; i < 4000; i++) expect(randomSerial()).toMatch(/^(0[1-9a-f]|[1-7][0-9a-f])[0-9a-f]{30}$/);
   });
 });
