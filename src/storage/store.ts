@@ -9,13 +9,13 @@ import { pipeline } from "node:stream/promises";
 import type { Logger } from "../server/logger.js";
 import { errnoOf, fromFsError, StorageError } from "./errors.js";
 import { closeFd, fstatFd, openFd, readFd } from "./fd.js";
-import { HashPool, type HashAlgorithm } from "./hashPool.js";
+import { digestInline, HashPool, hashesInline, type HashAlgorithm } from "./hashPool.js";
 import { reclaimTemp, startHeartbeat, sweepMetadata } from "./janitor.js";
 import { bucketNameProblem, keyProblem, printable } from "./keys.js";
 import { confine, Layout } from "./layout.js";
 import { listObjects, type ListOptions, type ListResult } from "./listing.js";
 import { DEFAULT_CONTENT_TYPE, MetadataCache, type MetadataRecord, type ObjectMetadata } from "./metadata.js";
-import { STAGING_BUFFER_BYTES, TempObjectWriter } from "./tempWriter.js";
+import { STAGING_BUFFER_BYTES, TempObjectWriter, writeFully } from "./tempWriter.js";
 
 /** `full`: fsync data, metadata and directories before a write is acknowledged. `none`: benchmarks only. */
 export type Durability = "full" | "none";
@@ -106,6 +106,8 @@ export interface BucketInfo {
 }
 
 const READ_BUFFER_BYTES = STAGING_BUFFER_BYTES;
+/** Up to this size (announced by the request) a body is read into memory and hashed on the event loop. */
+const SMALL_BODY_BYTES = 64 * 1024;
 
 /**
  * The object store behind every storage endpoint: buckets are directories of the root and objects
@@ -273,27 +275,40 @@ export class ObjectStore {
     let published = false;
     const wanted = new Set<HashAlgorithm>(options.digests ?? []);
     if (options.etag === undefined || options.expectedMd5) wanted.add("md5");
-    const hashes = this.pool.session([...wanted]);
+    // A small body announced by its length is read into memory, hashed inline and written in one call.
+    const small = options.expectedSize !== undefined && options.expectedSize <= SMALL_BODY_BYTES && hashesInline(wanted);
+    const hashes = small ? undefined : this.pool.session([...wanted]);
     try {
       file = await open(temp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o644);
-      const writer = new TempObjectWriter(file, hashes, this.maxObjectBytes, this.durability === "full");
-      await pipeline(body, writer);
-      const digests = await hashes.digest();
-      if (options.expectedSize !== undefined && writer.bytes !== options.expectedSize) {
-        throw new StorageError("IncompleteBody", `received ${writer.bytes} bytes, expected ${options.expectedSize}`);
+      let bytes: number;
+      let digests: Partial<Record<HashAlgorithm, Buffer>>;
+      if (hashes) {
+        const writer = new TempObjectWriter(file, hashes, this.maxObjectBytes, this.durability === "full");
+        await pipeline(body, writer);
+        digests = await hashes.digest();
+        bytes = writer.bytes;
+      } else {
+        const data = await readAtMost(body, options.expectedSize! + 1);
+        if (data.length > this.maxObjectBytes) throw new StorageError("EntityTooLarge", `the object is larger than the limit of ${this.maxObjectBytes} bytes`);
+        digests = digestInline(data, wanted);
+        await writeFully(file, data, 0);
+        bytes = data.length;
+      }
+      if (options.expectedSize !== undefined && bytes !== options.expectedSize) {
+        throw new StorageError("IncompleteBody", `received ${bytes} bytes, expected ${options.expectedSize}`);
       }
       const md5 = digests.md5;
       if (options.expectedMd5 && md5 && !options.expectedMd5.equals(md5)) {
         throw new StorageError("BadDigest", `the body's MD5 ${md5.toString("base64")} does not match Content-MD5 ${options.expectedMd5.toString("base64")}`);
       }
-      await options.verify?.({ bytes: writer.bytes, digests });
+      await options.verify?.({ bytes, digests });
       const now = new Date();
       await file.utimes(now, now);
       const stats = await file.stat({ bigint: true });
       record = {
         v: 1,
         key,
-        size: writer.bytes,
+        size: bytes,
         // The record keeps the ETag under its v1 name `md5` (see MetadataRecord).
         md5: options.etag ?? md5!.toString("hex"),
         lastModified: now.getTime(),
@@ -324,7 +339,7 @@ export class ObjectStore {
       }
       return { ...this.info(bucket, key, record), etag: record.md5, digests };
     } catch (err) {
-      hashes.abort();
+      hashes?.abort();
       await file?.close().catch(() => undefined);
       if (!published) {
         await rm(temp, { force: true }).catch(() => undefined);
@@ -803,6 +818,18 @@ async function pin(path: string): Promise<Pinned | undefined> {
     await handle.close().catch(() => undefined);
     throw err;
   }
+}
+
+/** The whole body, or its first `limit` bytes when it is longer (the caller then sees the length is wrong). */
+async function readAtMost(body: Readable | AsyncIterable<Uint8Array>, limit: number): Promise<Buffer> {
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  for await (const chunk of body as AsyncIterable<Uint8Array>) {
+    chunks.push(chunk);
+    length += chunk.length;
+    if (length >= limit) break;
+  }
+  return Buffer.concat(chunks, Math.min(length, limit));
 }
 
 /** After `mkdir -p` created `first` … `deepest`, the directories whose entries changed. */

@@ -125,11 +125,29 @@ describe("object store", () => {
     expect(tempFiles(root)).toEqual([]);
   });
 
+  it("stores a small body announced by its length with the same digests, and refuses one that is longer or shorter", async () => {
+    const bytes = randomBytes(4096);
+    const result = await store.put("velero", "small", body(bytes), { expectedSize: bytes.length, digests: ["sha256", "sha1"] });
+    expect(result.etag).toBe(md5(bytes));
+    expect(result.digests.sha256!.toString("hex")).toBe(createHash("sha256").update(bytes).digest("hex"));
+    expect(result.digests.sha1!.toString("hex")).toBe(createHash("sha1").update(bytes).digest("hex"));
+    expect((await read(store, "velero", "small")).equals(bytes)).toBe(true);
+    for (const expectedSize of [bytes.length - 1, bytes.length + 1]) {
+      const err = await failure(store.put("velero", "small", body(randomBytes(4096)), { expectedSize }));
+      expect(err.code).toBe("IncompleteBody");
+    }
+    expect((await read(store, "velero", "small")).equals(bytes)).toBe(true);
+    expect(tempFiles(root)).toEqual([]);
+    expect(metadataFiles(root)).toHaveLength(1);
+  });
+
   it("refuses objects over the size limit", async () => {
     const small = await ObjectStore.open(root, { maxObjectBytes: 1024 });
     try {
-      const err = await failure(small.put("velero", "big", body(randomBytes(4096))));
-      expect([err.code, err.message]).toEqual(["EntityTooLarge", "the object is larger than the limit of 1024 bytes"]);
+      for (const options of [{}, { expectedSize: 4096 }]) {
+        const err = await failure(small.put("velero", "big", body(randomBytes(4096)), options));
+        expect([err.code, err.message]).toEqual(["EntityTooLarge", "the object is larger than the limit of 1024 bytes"]);
+      }
       expect(existsSync(join(root, "velero", "big"))).toBe(false);
     } finally {
       await small.close();
