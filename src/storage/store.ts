@@ -7,6 +7,7 @@ import { dirname, join, relative } from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Logger } from "../server/logger.js";
+import { DirSync } from "./dirSync.js";
 import { errnoOf, fromFsError, StorageError } from "./errors.js";
 import { closeFd, fstatFd, openFd, readFd } from "./fd.js";
 import { digestInline, HashPool, hashesInline, type HashAlgorithm } from "./hashPool.js";
@@ -133,6 +134,8 @@ export class ObjectStore {
   private tmpDir = "";
   /** Conditional publishes per key, run one at a time (check and rename are two steps). */
   private readonly conditional = new Map<string, Promise<unknown>>();
+  /** Directory fsyncs, shared by concurrent writes into the same directory. */
+  private readonly dirSync = new DirSync();
 
   private constructor(
     readonly layout: Layout,
@@ -716,22 +719,7 @@ export class ObjectStore {
    */
   private async syncDirs(dirs: string[]): Promise<void> {
     if (this.durability !== "full") return;
-    await Promise.all(
-      [...new Set(dirs)].map(async (dir) => {
-        let handle: FileHandle;
-        try {
-          handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
-        } catch (err) {
-          if (errnoOf(err) === "ENOENT") return;
-          throw err;
-        }
-        try {
-          await handle.sync();
-        } finally {
-          await handle.close();
-        }
-      }),
-    );
+    await Promise.all([...new Set(dirs)].map((dir) => this.dirSync.sync(dir)));
   }
 }
 
