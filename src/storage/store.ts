@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import type { BigIntStats } from "node:fs";
-import { constants, createReadStream } from "node:fs";
+import { closeSync, constants, createReadStream, fstatSync, openSync, readSync } from "node:fs";
 import { link, lstat, mkdir, open, readdir, realpath, rename, rm, rmdir, type FileHandle } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname, join, relative } from "node:path";
@@ -9,7 +9,7 @@ import { pipeline } from "node:stream/promises";
 import type { Logger } from "../server/logger.js";
 import { DirSync } from "./dirSync.js";
 import { errnoOf, fromFsError, StorageError } from "./errors.js";
-import { closeFd, fstatFd, openFd, readFd } from "./fd.js";
+import { closeFd, readFd } from "./fd.js";
 import { digestInline, HashPool, hashesInline, type HashAlgorithm } from "./hashPool.js";
 import { reclaimTemp, startHeartbeat, sweepMetadata } from "./janitor.js";
 import { bucketNameProblem, keyProblem, printable } from "./keys.js";
@@ -373,10 +373,10 @@ export class ObjectStore {
       await this.requireBucket(bucket);
       return new StorageError("NoSuchKey", `no object "${printable(key)}" in bucket "${bucket}"`);
     };
-    if ((await confine(dirname(path))) !== "inside") throw await missing();
+    if ((confine(dirname(path))) !== "inside") throw await missing();
     let fd: number;
     try {
-      fd = await openFd(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+      fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
     } catch (err) {
       const code = errnoOf(err);
       if (code === "ENOENT" || code === "ELOOP" || code === "ENOTDIR") throw await missing();
@@ -386,18 +386,18 @@ export class ObjectStore {
     let record: MetadataRecord | undefined;
     let replaced = false;
     try {
-      stats = await fstatFd(fd);
+      stats = fstatSync(fd, { bigint: true });
       if (!stats.isFile()) throw await missing();
       record = await this.metadata.lookup(bucket, key, stats);
       // An overwrite or delete removes the old version's record right after its rename or unlink;
       // a miss on a file that is no longer at the path means it was replaced: open the current one.
       if (!record && attempt < OPEN_ATTEMPTS) replaced = !(await isAtPath(path, stats));
     } catch (err) {
-      await closeFd(fd).catch(() => undefined);
+      closeQuietly(fd);
       throw errnoOf(err) ? fromFsError(err, `reading object "${printable(key)}"`, path) : err;
     }
     if (replaced) {
-      await closeFd(fd).catch(() => undefined);
+      closeQuietly(fd);
       return this.openVersion(bucket, key, attempt + 1);
     }
     const truncated = () => new StorageError("Io", `object "${printable(key)}" ended early (truncated behind the store's back)`, path);
@@ -412,19 +412,23 @@ export class ObjectStore {
         used = true;
         return createReadStream(path, { fd, autoClose: true, start: range?.start ?? 0, ...(range ? { end: range.end } : {}), highWaterMark: READ_BUFFER_BYTES });
       },
-      async read(range) {
-        if (used) throw new Error("read() after stream() or close()");
+      read(range) {
+        if (used) return Promise.reject(new Error("read() after stream() or close()"));
         used = true;
+        // Synchronous: read() is for small ranges (sendObjectBytes: up to 256 KiB), mostly in the page
+        // cache, where the copy takes microseconds and a thread-pool round trip tens of them.
         try {
           const bytes = Buffer.allocUnsafe(range.end - range.start + 1);
           for (let done = 0; done < bytes.length; ) {
-            const bytesRead = await readFd(fd, bytes, done, bytes.length - done, range.start + done);
+            const bytesRead = readSync(fd, bytes, done, bytes.length - done, range.start + done);
             if (bytesRead === 0) throw truncated();
             done += bytesRead;
           }
-          return bytes;
-        } finally {
-          await closeFd(fd);
+          closeSync(fd);
+          return Promise.resolve(bytes);
+        } catch (err) {
+          closeQuietly(fd);
+          return Promise.reject(err instanceof Error ? err : new Error(String(err)));
         }
       },
       async copyTo(out, range) {
@@ -436,10 +440,11 @@ export class ObjectStore {
           await closeFd(fd);
         }
       },
-      async close() {
-        if (used) return;
+      close() {
+        if (used) return Promise.resolve();
         used = true;
-        await closeFd(fd);
+        closeSync(fd);
+        return Promise.resolve();
       },
     };
   }
@@ -464,7 +469,7 @@ export class ObjectStore {
       if (ifEtag !== undefined) throw new StorageError("NoSuchKey", `no object "${printable(key)}" in bucket "${bucket}"`);
       return false;
     };
-    if ((await confine(parent)) !== "inside") {
+    if ((confine(parent)) !== "inside") {
       await this.requireBucket(bucket);
       return missing();
     }
@@ -566,14 +571,14 @@ export class ObjectStore {
   private async requireBucket(bucket: string): Promise<void> {
     this.checkBucketName(bucket);
     const dir = this.layout.bucketDir(bucket);
-    const state = await confine(dir);
+    const state = confine(dir);
     if (state === "inside" && (await lstat(dir)).isDirectory()) return;
     throw new StorageError("NoSuchBucket", `bucket "${bucket}" does not exist`, state === "missing" ? undefined : dir);
   }
 
   /** Fails early, before the body is read, when the key cannot be placed: `a/b` vs `a/b/c`. */
   private async checkPlacement(bucket: string, key: string, target: string): Promise<void> {
-    const state = await confine(dirname(target));
+    const state = confine(dirname(target));
     if (state === "missing") return;
     if (state !== "inside") throw await this.placementConflict(bucket, key);
     const stats = await lstat(target).catch(() => undefined);
@@ -675,7 +680,7 @@ export class ObjectStore {
   private async makeParents(bucket: string, key: string, parent: string): Promise<string | undefined> {
     const missing: string[] = [];
     for (let dir = parent; ; dir = dirname(dir)) {
-      const state = await confine(dir);
+      const state = confine(dir);
       if (state === "inside") break;
       if (state !== "missing" || dir === this.layout.bucketDir(bucket)) throw await this.placementConflict(bucket, key);
       missing.unshift(dir);
@@ -757,6 +762,14 @@ async function copyRange(fd: number, out: Writable, range: { start: number; end:
     return range.end - range.start + 1;
   } finally {
     out.off("close", onClose);
+  }
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // nothing to do: the descriptor is gone either way
   }
 }
 
