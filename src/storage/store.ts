@@ -272,19 +272,16 @@ export class ObjectStore {
     await this.checkPlacement(bucket, key, target);
 
     const temp = join(this.tmpDir, randomUUID());
-    const where = `writing object "${printable(key)}" in bucket "${bucket}"`;
     let file: FileHandle | undefined;
-    let record: MetadataRecord | undefined;
-    let published = false;
     const wanted = new Set<HashAlgorithm>(options.digests ?? []);
     if (options.etag === undefined || options.expectedMd5) wanted.add("md5");
     // A small body announced by its length is read into memory, hashed inline and written in one call.
     const small = options.expectedSize !== undefined && options.expectedSize <= SMALL_BODY_BYTES && hashesInline(wanted);
     const hashes = small ? undefined : this.pool.session([...wanted]);
+    let bytes: number;
+    let digests: Partial<Record<HashAlgorithm, Buffer>>;
     try {
       file = await open(temp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o644);
-      let bytes: number;
-      let digests: Partial<Record<HashAlgorithm, Buffer>>;
       if (hashes) {
         const writer = new TempObjectWriter(file, hashes, this.maxObjectBytes, this.durability === "full");
         await pipeline(body, writer);
@@ -305,15 +302,67 @@ export class ObjectStore {
         throw new StorageError("BadDigest", `the body's MD5 ${md5.toString("base64")} does not match Content-MD5 ${options.expectedMd5.toString("base64")}`);
       }
       await options.verify?.({ bytes, digests });
+    } catch (err) {
+      hashes?.abort();
+      await file?.close().catch(() => undefined);
+      await rm(temp, { force: true }).catch(() => undefined);
+      throw errnoOf(err) ? fromFsError(err, `writing object "${printable(key)}" in bucket "${bucket}"`, target) : err;
+    }
+    return this.publishWritten({ bucket, key, target, temp, file, bytes, digests, options, ownsTemp: true });
+  }
+
+  /**
+   * Publishes a finished file of this filesystem (a multipart upload assembled in place) as the object
+   * under `key`, with `options.etag` as its ETag: the same metadata record, fsyncs and atomic rename as
+   * put(), without copying the bytes. The file is moved, not copied; if publishing fails it stays where it was.
+   */
+  async publishFile(bucket: string, key: string, path: string, options: PutOptions & { etag: string }): Promise<PutResult> {
+    this.assertWritable();
+    this.checkKey(key);
+    await this.requireBucket(bucket);
+    const target = this.layout.objectPath(bucket, key);
+    await this.checkPlacement(bucket, key, target);
+    const where = `publishing object "${printable(key)}" in bucket "${bucket}"`;
+    const file = await open(path, constants.O_WRONLY | constants.O_NOFOLLOW).catch((err: unknown) => {
+      throw fromFsError(err, where, path);
+    });
+    const stats = await file.stat().catch(async (err: unknown) => {
+      await file.close().catch(() => undefined);
+      throw fromFsError(err, where, path);
+    });
+    return this.publishWritten({ bucket, key, target, temp: path, file, bytes: stats.size, digests: {}, options, ownsTemp: false });
+  }
+
+  /**
+   * The second half of a write, once the body is in `temp` (open as `file`): its metadata record,
+   * fsyncs, and the rename over the key. On failure the record is removed, and the temp file too if
+   * the store created it.
+   */
+  private async publishWritten(w: {
+    bucket: string;
+    key: string;
+    target: string;
+    temp: string;
+    file: FileHandle;
+    bytes: number;
+    digests: Partial<Record<HashAlgorithm, Buffer>>;
+    options: PutOptions;
+    ownsTemp: boolean;
+  }): Promise<PutResult> {
+    const { bucket, key, target, temp, options } = w;
+    let file: FileHandle | undefined = w.file;
+    let record: MetadataRecord | undefined;
+    let published = false;
+    try {
       const now = new Date();
       await file.utimes(now, now);
       const stats = await file.stat({ bigint: true });
       record = {
         v: 1,
         key,
-        size: bytes,
+        size: w.bytes,
         // The record keeps the ETag under its v1 name `md5` (see MetadataRecord).
-        md5: options.etag ?? md5!.toString("hex"),
+        md5: options.etag ?? w.digests.md5!.toString("hex"),
         lastModified: now.getTime(),
         contentType: options.contentType ?? DEFAULT_CONTENT_TYPE,
         ...(options.contentEncoding ? { contentEncoding: options.contentEncoding } : {}),
@@ -340,15 +389,14 @@ export class ObjectStore {
       } finally {
         await previous?.handle?.close().catch(() => undefined);
       }
-      return { ...this.info(bucket, key, record), etag: record.md5, digests };
+      return { ...this.info(bucket, key, record), etag: record.md5, digests: w.digests };
     } catch (err) {
-      hashes?.abort();
       await file?.close().catch(() => undefined);
       if (!published) {
-        await rm(temp, { force: true }).catch(() => undefined);
+        if (w.ownsTemp) await rm(temp, { force: true }).catch(() => undefined);
         if (record) await rm(this.layout.metaFile(bucket, key, record.ino), { force: true }).catch(() => undefined);
       }
-      throw errnoOf(err) ? fromFsError(err, where, target) : err;
+      throw errnoOf(err) ? fromFsError(err, `writing object "${printable(key)}" in bucket "${bucket}"`, target) : err;
     }
   }
 

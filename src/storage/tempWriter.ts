@@ -40,6 +40,8 @@ export class TempObjectWriter extends Writable {
     private readonly hashes: HashSession,
     private readonly maxBytes: number,
     private readonly durable = false,
+    /** Where in the file the body starts (a multipart part written at its place in the object). */
+    private readonly startAt = 0,
   ) {
     super({ highWaterMark: STAGING_BUFFER_BYTES });
   }
@@ -94,7 +96,7 @@ export class TempObjectWriter extends Writable {
   private dispatch(buffer: ArrayBuffer, length: number): void {
     const position = this.dispatched;
     this.dispatched += length;
-    const written = writeFully(this.file, new Uint8Array(buffer, 0, length), position);
+    const written = writeFully(this.file, new Uint8Array(buffer, 0, length), this.startAt + position);
     // Keep the rejection handled here; it surfaces through the chain.
     written.catch(() => undefined);
     // Buffers go to the worker in stream order as soon as their write is done, without waiting for
