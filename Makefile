@@ -273,7 +273,7 @@ $(CACHE)/deb/.stamp: $(TOOLS_DIR)/versions.env
 	@test/bench/fetch-debs $(CACHE)/deb $(subst $(comma), ,$(BENCH_DEBS)) && touch $@
 
 .PHONY: bench
-bench: deps tools build $(BIN)/hey-$(HEY) $(CACHE)/deb/.stamp $(VERSITYGW_BIN) ## benchmarks, as ratios against baselines measured in the same run; writes docs/benchmarks.md
+bench: deps tools build $(BIN)/hey-$(HEY) $(CACHE)/deb/.stamp $(VERSITYGW_BIN) $(KYVERNO_BIN) ## benchmarks, as ratios against baselines measured in the same run; writes docs/benchmarks.md
 	node dist/test/bench/webhook.js
 	node dist/test/bench/storage.js
 	node dist/test/bench/s3.js
