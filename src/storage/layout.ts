@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { errnoOf } from "./errors.js";
-import { realpathSync } from "node:fs";
+import type { FileCalls } from "./fd.js";
 import { FOLDER_MARKER } from "./keys.js";
 
 /**
@@ -62,11 +62,9 @@ export type Confinement = "inside" | "missing" | "escapes" | "not-a-directory";
  * store (or a bucket that is one) could lead outside the root, so the resolved path must equal the
  * lexical one; nothing behind a link is ever opened.
  */
-export function confine(lexical: string): Confinement {
+export async function confine(lexical: string, calls: FileCalls): Promise<Confinement> {
   try {
-    // Synchronous: a walk through the kernel's dentry cache takes microseconds, and this runs on every
-    // request (several times for a write); a thread-pool round trip costs tens of them on the event loop.
-    return realpathSync.native(lexical) === lexical ? "inside" : "escapes";
+    return (await calls.realpath(lexical)) === lexical ? "inside" : "escapes";
   } catch (err) {
     const code = errnoOf(err);
     if (code === "ENOENT") return "missing";

@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import type { BigIntStats } from "node:fs";
-import { closeSync, constants, createReadStream, fstatSync, openSync, readSync } from "node:fs";
+import { constants, createReadStream } from "node:fs";
 import { link, lstat, mkdir, open, readdir, realpath, rename, rm, rmdir, type FileHandle } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname, join, relative } from "node:path";
@@ -9,7 +9,7 @@ import { pipeline } from "node:stream/promises";
 import type { Logger } from "../server/logger.js";
 import { DirSync } from "./dirSync.js";
 import { errnoOf, fromFsError, StorageError } from "./errors.js";
-import { closeFd, readFd } from "./fd.js";
+import { closeFd, POOL_CALLS, readFd, SYNC_CALLS, type FileCalls } from "./fd.js";
 import { digestInline, HashPool, hashesInline, type HashAlgorithm } from "./hashPool.js";
 import { reclaimTemp, startHeartbeat, sweepMetadata } from "./janitor.js";
 import { bucketNameProblem, keyProblem, printable } from "./keys.js";
@@ -134,6 +134,8 @@ export class ObjectStore {
   private tmpDir = "";
   /** Conditional publishes per key, run one at a time (check and rename are two steps). */
   private readonly conditional = new Map<string, Promise<unknown>>();
+  /** Synchronous calls where they take microseconds (a local disk), the thread pool on a shared root (see FileCalls). */
+  private readonly calls: FileCalls;
   /** Directory fsyncs, shared by concurrent writes into the same directory. */
   private readonly dirSync = new DirSync();
 
@@ -147,6 +149,7 @@ export class ObjectStore {
     this.ownPool = !options.hashPool;
     this.pool = options.hashPool ?? new HashPool();
     this.maxObjectBytes = options.maxObjectBytes ?? DEFAULT_MAX_OBJECT_BYTES;
+    this.calls = options.shared ? POOL_CALLS : SYNC_CALLS;
   }
 
   /** The hashing workers, to share with a store opened alongside (the multipart area). */
@@ -415,16 +418,17 @@ export class ObjectStore {
     this.checkKey(key);
     this.checkBucketName(bucket);
     const path = this.layout.objectPath(bucket, key);
+    const calls = this.calls;
     // The hot path for small GETs: one realpath proves the bucket and every folder on the way exist
     // and are not links; only a miss asks which one is missing (bucket or key).
     const missing = async () => {
       await this.requireBucket(bucket);
       return new StorageError("NoSuchKey", `no object "${printable(key)}" in bucket "${bucket}"`);
     };
-    if ((confine(dirname(path))) !== "inside") throw await missing();
+    if ((await confine(dirname(path), this.calls)) !== "inside") throw await missing();
     let fd: number;
     try {
-      fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+      fd = await calls.open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
     } catch (err) {
       const code = errnoOf(err);
       if (code === "ENOENT" || code === "ELOOP" || code === "ENOTDIR") throw await missing();
@@ -434,18 +438,18 @@ export class ObjectStore {
     let record: MetadataRecord | undefined;
     let replaced = false;
     try {
-      stats = fstatSync(fd, { bigint: true });
+      stats = await calls.fstat(fd);
       if (!stats.isFile()) throw await missing();
       record = await this.metadata.lookup(bucket, key, stats);
       // An overwrite or delete removes the old version's record right after its rename or unlink;
       // a miss on a file that is no longer at the path means it was replaced: open the current one.
       if (!record && attempt < OPEN_ATTEMPTS) replaced = !(await isAtPath(path, stats));
     } catch (err) {
-      closeQuietly(fd);
+      await calls.close(fd).catch(() => undefined);
       throw errnoOf(err) ? fromFsError(err, `reading object "${printable(key)}"`, path) : err;
     }
     if (replaced) {
-      closeQuietly(fd);
+      await calls.close(fd).catch(() => undefined);
       return this.openVersion(bucket, key, attempt + 1);
     }
     const truncated = () => new StorageError("Io", `object "${printable(key)}" ended early (truncated behind the store's back)`, path);
@@ -460,23 +464,20 @@ export class ObjectStore {
         used = true;
         return createReadStream(path, { fd, autoClose: true, start: range?.start ?? 0, ...(range ? { end: range.end } : {}), highWaterMark: READ_BUFFER_BYTES });
       },
-      read(range) {
-        if (used) return Promise.reject(new Error("read() after stream() or close()"));
+      async read(range) {
+        if (used) throw new Error("read() after stream() or close()");
         used = true;
-        // Synchronous: read() is for small ranges (sendObjectBytes: up to 256 KiB), mostly in the page
-        // cache, where the copy takes microseconds and a thread-pool round trip tens of them.
+        // For small ranges (sendObjectBytes: up to 256 KiB), mostly in the page cache: synchronous on a local disk.
         try {
           const bytes = Buffer.allocUnsafe(range.end - range.start + 1);
           for (let done = 0; done < bytes.length; ) {
-            const bytesRead = readSync(fd, bytes, done, bytes.length - done, range.start + done);
+            const bytesRead = await calls.read(fd, bytes, done, bytes.length - done, range.start + done);
             if (bytesRead === 0) throw truncated();
             done += bytesRead;
           }
-          closeSync(fd);
-          return Promise.resolve(bytes);
-        } catch (err) {
-          closeQuietly(fd);
-          return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+          return bytes;
+        } finally {
+          await calls.close(fd);
         }
       },
       async copyTo(out, range) {
@@ -488,11 +489,10 @@ export class ObjectStore {
           await closeFd(fd);
         }
       },
-      close() {
-        if (used) return Promise.resolve();
+      async close() {
+        if (used) return;
         used = true;
-        closeSync(fd);
-        return Promise.resolve();
+        await calls.close(fd);
       },
     };
   }
@@ -517,7 +517,7 @@ export class ObjectStore {
       if (ifEtag !== undefined) throw new StorageError("NoSuchKey", `no object "${printable(key)}" in bucket "${bucket}"`);
       return false;
     };
-    if ((confine(parent)) !== "inside") {
+    if ((await confine(parent, this.calls)) !== "inside") {
       await this.requireBucket(bucket);
       return missing();
     }
@@ -619,14 +619,14 @@ export class ObjectStore {
   private async requireBucket(bucket: string): Promise<void> {
     this.checkBucketName(bucket);
     const dir = this.layout.bucketDir(bucket);
-    const state = confine(dir);
+    const state = await confine(dir, this.calls);
     if (state === "inside" && (await lstat(dir)).isDirectory()) return;
     throw new StorageError("NoSuchBucket", `bucket "${bucket}" does not exist`, state === "missing" ? undefined : dir);
   }
 
   /** Fails early, before the body is read, when the key cannot be placed: `a/b` vs `a/b/c`. */
   private async checkPlacement(bucket: string, key: string, target: string): Promise<void> {
-    const state = confine(dirname(target));
+    const state = await confine(dirname(target), this.calls);
     if (state === "missing") return;
     if (state !== "inside") throw await this.placementConflict(bucket, key);
     const stats = await lstat(target).catch(() => undefined);
@@ -728,7 +728,7 @@ export class ObjectStore {
   private async makeParents(bucket: string, key: string, parent: string): Promise<string | undefined> {
     const missing: string[] = [];
     for (let dir = parent; ; dir = dirname(dir)) {
-      const state = confine(dir);
+      const state = await confine(dir, this.calls);
       if (state === "inside") break;
       if (state !== "missing" || dir === this.layout.bucketDir(bucket)) throw await this.placementConflict(bucket, key);
       missing.unshift(dir);
@@ -810,14 +810,6 @@ async function copyRange(fd: number, out: Writable, range: { start: number; end:
     return range.end - range.start + 1;
   } finally {
     out.off("close", onClose);
-  }
-}
-
-function closeQuietly(fd: number): void {
-  try {
-    closeSync(fd);
-  } catch {
-    // nothing to do: the descriptor is gone either way
   }
 }
 

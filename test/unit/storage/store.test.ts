@@ -362,6 +362,24 @@ describe("start-up and housekeeping", () => {
     await store.close();
   });
 
+  it("with a shared root, reads through the thread pool with the same answers", async () => {
+    const root = newRoot();
+    const store = await ObjectStore.open(root, { shared: true });
+    try {
+      await store.createBucket("velero");
+      await store.put("velero", "a/k", body("0123456789"));
+      expect((await read(store, "velero", "a/k")).toString()).toBe("0123456789");
+      const object = await store.open("velero", "a/k");
+      expect((await object.read({ start: 2, end: 4 })).toString()).toBe("234");
+      expect((await store.head("velero", "a/k")).etag).toBe(md5("0123456789"));
+      expect((await failure(store.head("velero", "a/missing"))).code).toBe("NoSuchKey");
+      expect((await failure(store.head("velero", "missing/k"))).code).toBe("NoSuchKey");
+      expect((await failure(store.head("nobucket", "k"))).code).toBe("NoSuchBucket");
+    } finally {
+      await store.close();
+    }
+  });
+
   it("opens read-only without creating anything", async () => {
     const root = newRoot();
     mkdirSync(join(root, "velero"));
