@@ -223,21 +223,28 @@ async function main(): Promise<string> {
 
   // --- report ---
   const rss = Object.fromEntries(WHO.map((who) => [who, statusKiB(servers[who].child.process.pid!, "VmHWM") / 1024])) as Record<Who, number>;
-  const m = (name: string, who: Who) => median(figure(name).values[who]);
   const x = (name: string, who: Who) => median(figure(name).extra[who]);
-  /** A figure where more is better (a rate), and one where less is better (a time): the ratio is always ours' speed over the peer's. */
-  const faster = (label: string, name: string, show: (v: number) => string): Row => ({ figure: label, ours: show(m(name, "ours")), baseline: show(m(name, "peer")), ratio: ratio(m(name, "ours"), m(name, "peer")), goal: "≥ 1.0", met: m(name, "ours") >= m(name, "peer") });
-  const quicker = (label: string, ours: number, peer: number, show: (v: number) => string, goal = "≥ 1.0", met = ours <= peer): Row => ({ figure: label, ours: show(ours), baseline: show(peer), ratio: ratio(peer, ours), goal, met });
+  /**
+   * Each figure's speed ratio is the median over rounds of that round's ratio: the two servers run back
+   * to back within a round, so a change in the machine's load between rounds cancels out. A rate's
+   * speed ratio is ours over the peer's; a time's is the peer's over ours.
+   */
+  const speed = (ours: number[], peer: number[], rate: boolean) => median(ours.map((o, i) => (rate ? o / peer[i]! : peer[i]! / o)));
+  const row = (label: string, name: string, which: "values" | "extra", rate: boolean, show: (v: number) => string, goal = "≥ 1.0", met?: boolean): Row => {
+    const f = figure(name);
+    const r = speed(f[which].ours, f[which].peer, rate);
+    return { figure: label, ours: show(median(f[which].ours)), baseline: show(median(f[which].peer)), ratio: r.toFixed(2), goal, met: met ?? (goal === "" ? undefined : r >= 1) };
+  };
   const rows: Row[] = [
-    faster(`4 KiB GET rate, presigned (wrk -t1, 32 connections, ${WRK_SECONDS} s)`, "get-4k", fmtReq),
-    quicker("… its p99 latency", x("get-4k", "ours"), x("get-4k", "peer"), fmtMs, "< 10 ms", x("get-4k", "ours") < 10),
-    faster(`4 KiB PUT rate, presigned (wrk -t1, 32 connections, ${WRK_SECONDS} s, cycling through ${PUT_KEYS} keys)`, "put-4k", fmtReq),
-    quicker("… its p99 latency", x("put-4k", "ours"), x("put-4k", "peer"), fmtMs, "", x("put-4k", "ours") <= x("put-4k", "peer")),
-    faster(`25 MiB PUT, UNSIGNED-PAYLOAD + Content-MD5, 1 stream (${OBJECTS_PER_PASS} in a row)`, "put-25m", fmtRate),
-    faster(`multipart ${LARGE_BYTES / MiB} MiB: ${plan.parts.length} × ${PART_BYTES / MiB} MiB UploadPart (UNSIGNED-PAYLOAD), ${PART_CONCURRENCY} at a time, Create to Complete`, "mpu", fmtRate),
-    quicker("… of which CompleteMultipartUpload", x("mpu", "ours"), x("mpu", "peer"), (v) => `${(v * 1000).toFixed(0)} ms`, ""),
-    faster(`GET ${LARGE_BYTES / MiB} MiB (curl, header-signed)`, "get-large", fmtRate),
-    quicker(`ListObjectsV2 of ${LIST_KEYS} keys, pages of 1,000 (kopia's query, header-signed)`, m("list", "ours"), m("list", "peer"), (v) => `${v.toFixed(0)} ms`),
+    row(`4 KiB GET rate, presigned (wrk -t1, 32 connections, ${WRK_SECONDS} s)`, "get-4k", "values", true, fmtReq),
+    row("… its p99 latency", "get-4k", "extra", false, fmtMs, "< 10 ms", x("get-4k", "ours") < 10),
+    row(`4 KiB PUT rate, presigned (wrk -t1, 32 connections, ${WRK_SECONDS} s, cycling through ${PUT_KEYS} keys)`, "put-4k", "values", true, fmtReq),
+    row("… its p99 latency", "put-4k", "extra", false, fmtMs, ""),
+    row(`25 MiB PUT, UNSIGNED-PAYLOAD + Content-MD5, 1 stream (${OBJECTS_PER_PASS} in a row)`, "put-25m", "values", true, fmtRate),
+    row(`multipart ${LARGE_BYTES / MiB} MiB: ${plan.parts.length} × ${PART_BYTES / MiB} MiB UploadPart (UNSIGNED-PAYLOAD), ${PART_CONCURRENCY} at a time, Create to Complete`, "mpu", "values", true, fmtRate),
+    row("… of which CompleteMultipartUpload", "mpu", "extra", false, (v) => `${(v * 1000).toFixed(0)} ms`, ""),
+    row(`GET ${LARGE_BYTES / MiB} MiB (curl, header-signed)`, "get-large", "values", true, fmtRate),
+    row(`ListObjectsV2 of ${LIST_KEYS} keys, pages of 1,000 (kopia's query, header-signed)`, "list", "values", false, (v) => `${v.toFixed(0)} ms`),
     { figure: "peak RSS of the server over the run (VmHWM)", ours: `${rss.ours.toFixed(0)} MiB`, baseline: `${rss.peer.toFixed(0)} MiB`, ratio: ratio(rss.peer, rss.ours), goal: "flat", met: undefined },
   ];
   const cpuPer = (name: string, who: Who, per: number) => (figure(name).cpu[who] / per).toFixed(2);
@@ -245,7 +252,7 @@ async function main(): Promise<string> {
   const puts25 = ROUNDS * OBJECTS_PER_PASS * OBJECT_BYTES;
   const notes = [
     `Ours: \`node dist/src/cli.js storage --s3-listen --durability full\` (data, metadata record and directory entries fsynced before the 200). ${PEER}: \`versitygw posix\` built from the Go module proxy (\`test/bench/peers\`, cached under .cache/bin), metadata in extended attributes, no fsync. Both run as child processes on temp roots under ${os.tmpdir()} on the same disk, with the same access keys, and take turns: every round runs ours, then the peer.`,
-    `Clients: wrk -t1 for the 4 KiB figures (presigned URLs, 1 h expiry, ${ROUNDS} rounds of ${WRK_SECONDS} s after a 1 s warm-up); a node:http keep-alive client for PUTs, multipart and listing with every request signed before it is timed (\`test/bench/s3Client.ts\`, the one \`make bench-s3\` uses); curl for the GET. Figures are medians of ${ROUNDS} rounds. Ratios are speeds, ours ÷ the peer's: a rate over the peer's rate, or the peer's time over ours.`,
+    `Clients: wrk -t1 for the 4 KiB figures (presigned URLs, 1 h expiry, ${ROUNDS} rounds of ${WRK_SECONDS} s after a 1 s warm-up); a node:http keep-alive client for PUTs, multipart and listing with every request signed before it is timed (\`test/bench/s3Client.ts\`, the one \`make bench-s3\` uses); curl for the GET. Figures are medians of ${ROUNDS} rounds; each ratio is the median of the rounds' ratios (the servers run back to back within a round, so load that changes between rounds cancels). Ratios are speeds, ours ÷ the peer's: a rate over the peer's rate, or the peer's time over ours.`,
     `Server CPU-seconds, ours / peer: 4 KiB GET ${cpuPer("get-4k", "ours", 1)} / ${cpuPer("get-4k", "peer", 1)} and PUT ${cpuPer("put-4k", "ours", 1)} / ${cpuPer("put-4k", "peer", 1)} over their runs; per GiB of 25 MiB PUTs ${cpuPer("put-25m", "ours", gib(puts25))} / ${cpuPer("put-25m", "peer", gib(puts25))}, of multipart ${cpuPer("mpu", "ours", gib(ROUNDS * LARGE_BYTES))} / ${cpuPer("mpu", "peer", gib(ROUNDS * LARGE_BYTES))}, of GETs ${cpuPer("get-large", "ours", gib(ROUNDS * LARGE_BYTES))} / ${cpuPer("get-large", "peer", gib(ROUNDS * LARGE_BYTES))}.`,
     `Round values, ours | peer: ${[...figures.entries()]
       .filter(([name]) => name !== "warm-up")
