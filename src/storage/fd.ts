@@ -47,3 +47,27 @@ export function readFd(fd: number, buffer: Uint8Array, offset: number, length: n
 export function closeFd(fd: number): Promise<void> {
   return new Promise((resolve, reject) => fs.close(fd, (err) => (err ? reject(err) : resolve())));
 }
+
+/** Creates `path` (it must not exist) holding `data`, fdatasynced when `durable`; the file is closed whatever happens. */
+export function writeDurably(path: string, data: Buffer, durable: boolean): Promise<void> {
+  return new Promise((resolve, reject) => {
+    fs.open(path, fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_WRONLY, 0o600, (openErr, fd) => {
+      if (openErr) return reject(openErr);
+      const finish = (err: NodeJS.ErrnoException | null) =>
+        fs.close(fd, (closeErr) => {
+          const failure = err ?? closeErr;
+          if (failure) reject(failure);
+          else resolve();
+        });
+      const write = (done: number) => {
+        if (done === data.length) return durable ? fs.fdatasync(fd, finish) : finish(null);
+        fs.write(fd, data, done, data.length - done, done, (err, written) => {
+          if (err) return finish(err);
+          if (written === 0) return finish(Object.assign(new Error("the file accepted no bytes"), { code: "EIO" }));
+          write(done + written);
+        });
+      };
+      write(0);
+    });
+  });
+}

@@ -9,7 +9,7 @@ import { pipeline } from "node:stream/promises";
 import type { Logger } from "../server/logger.js";
 import { DirSync } from "./dirSync.js";
 import { errnoOf, fromFsError, StorageError } from "./errors.js";
-import { closeFd, POOL_CALLS, readFd, SYNC_CALLS, type FileCalls } from "./fd.js";
+import { closeFd, POOL_CALLS, readFd, SYNC_CALLS, writeDurably, type FileCalls } from "./fd.js";
 import { digestInline, HashPool, hashesInline, type HashAlgorithm } from "./hashPool.js";
 import { reclaimTemp, startHeartbeat, sweepMetadata } from "./janitor.js";
 import { bucketNameProblem, keyProblem, printable } from "./keys.js";
@@ -655,21 +655,24 @@ export class ObjectStore {
     const dir = dirname(path);
     const temp = join(this.tmpDir, `${randomUUID()}.json`);
     try {
-      const created = await mkdir(dir, { recursive: true, mode: 0o700 });
-      const file = await open(temp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o600);
+      // Raw descriptors: a FileHandle costs about three times their event-loop time, on every write.
+      await writeDurably(temp, Buffer.from(JSON.stringify(record)), this.durability === "full");
+      // The record's folder exists after the key's first write: it is only created when the rename says it is missing.
+      let created: string | undefined;
       try {
-        await file.writeFile(JSON.stringify(record));
-        if (this.durability === "full") await file.datasync();
-      } finally {
-        await file.close();
+        await rename(temp, path);
+      } catch (err) {
+        if (errnoOf(err) !== "ENOENT") throw err;
+        created = await mkdir(dir, { recursive: true, mode: 0o700 });
+        await rename(temp, path);
       }
-      await rename(temp, path);
       await this.syncDirs(created ? newDirParents(created, dir) : [dir]);
     } catch (err) {
       await rm(temp, { force: true }).catch(() => undefined);
       throw fromFsError(err, "writing object metadata", path);
     }
   }
+
 
   /**
    * Renames the finished temp file over the key and makes the rename durable. A concurrent delete
