@@ -1,7 +1,7 @@
 import fs, { type BigIntStats } from "node:fs";
 
 /**
- * The file calls of a small GET and of path confinement, run one of two ways. On a local disk each
+ * The file calls of a small GET and of the path checks every request makes, run one of two ways. On a local disk each
  * takes microseconds, while a round trip through libuv's thread pool costs tens of them on the event
  * loop (most of what a 4 KiB GET costs): SYNC_CALLS. On a network filesystem (a root shared by
  * replicas, --shared) one call can wait for the server, which must not stall the event loop: POOL_CALLS.
@@ -9,6 +9,7 @@ import fs, { type BigIntStats } from "node:fs";
  */
 export interface FileCalls {
   realpath(path: string): Promise<string>;
+  lstat(path: string): Promise<BigIntStats>;
   open(path: string, flags: number): Promise<number>;
   fstat(fd: number): Promise<BigIntStats>;
   read(fd: number, buffer: Uint8Array, offset: number, length: number, position: number): Promise<number>;
@@ -25,6 +26,7 @@ function settled<T>(call: () => T): Promise<T> {
 
 export const SYNC_CALLS: FileCalls = {
   realpath: (path) => settled(() => fs.realpathSync.native(path)),
+  lstat: (path) => settled(() => fs.lstatSync(path, { bigint: true })),
   open: (path, flags) => settled(() => fs.openSync(path, flags)),
   fstat: (fd) => settled(() => fs.fstatSync(fd, { bigint: true })),
   read: (fd, buffer, offset, length, position) => settled(() => fs.readSync(fd, buffer, offset, length, position)),
@@ -33,6 +35,7 @@ export const SYNC_CALLS: FileCalls = {
 
 export const POOL_CALLS: FileCalls = {
   realpath: (path) => new Promise((resolve, reject) => fs.realpath.native(path, (err, resolved) => (err ? reject(err) : resolve(resolved)))),
+  lstat: (path) => new Promise((resolve, reject) => fs.lstat(path, { bigint: true }, (err, stats) => (err ? reject(err) : resolve(stats)))),
   open: (path, flags) => new Promise((resolve, reject) => fs.open(path, flags, (err, fd) => (err ? reject(err) : resolve(fd)))),
   fstat: (fd) => new Promise((resolve, reject) => fs.fstat(fd, { bigint: true }, (err, stats) => (err ? reject(err) : resolve(stats)))),
   read: readFd,

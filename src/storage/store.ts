@@ -220,7 +220,7 @@ export class ObjectStore {
 
   async bucketExists(bucket: string): Promise<boolean> {
     if (bucketNameProblem(bucket)) return false;
-    const stats = await lstat(this.layout.bucketDir(bucket)).catch(() => undefined);
+    const stats = await this.calls.lstat(this.layout.bucketDir(bucket)).catch(() => undefined);
     return stats?.isDirectory() ?? false;
   }
 
@@ -443,7 +443,7 @@ export class ObjectStore {
       record = await this.metadata.lookup(bucket, key, stats);
       // An overwrite or delete removes the old version's record right after its rename or unlink;
       // a miss on a file that is no longer at the path means it was replaced: open the current one.
-      if (!record && attempt < OPEN_ATTEMPTS) replaced = !(await isAtPath(path, stats));
+      if (!record && attempt < OPEN_ATTEMPTS) replaced = !(await isAtPath(path, stats, calls));
     } catch (err) {
       await calls.close(fd).catch(() => undefined);
       throw errnoOf(err) ? fromFsError(err, `reading object "${printable(key)}"`, path) : err;
@@ -523,7 +523,7 @@ export class ObjectStore {
     }
     let found: Pinned | undefined;
     try {
-      found = await pin(path);
+      found = await pin(path, this.calls);
       if (!found?.stats.isFile()) {
         await found?.handle?.close();
         return missing();
@@ -620,7 +620,7 @@ export class ObjectStore {
     this.checkBucketName(bucket);
     const dir = this.layout.bucketDir(bucket);
     const state = await confine(dir, this.calls);
-    if (state === "inside" && (await lstat(dir)).isDirectory()) return;
+    if (state === "inside" && (await this.calls.lstat(dir)).isDirectory()) return;
     throw new StorageError("NoSuchBucket", `bucket "${bucket}" does not exist`, state === "missing" ? undefined : dir);
   }
 
@@ -629,7 +629,7 @@ export class ObjectStore {
     const state = await confine(dirname(target), this.calls);
     if (state === "missing") return;
     if (state !== "inside") throw await this.placementConflict(bucket, key);
-    const stats = await lstat(target).catch(() => undefined);
+    const stats = await this.calls.lstat(target).catch(() => undefined);
     if (stats?.isDirectory()) throw this.prefixConflict(bucket, key);
   }
 
@@ -690,7 +690,7 @@ export class ObjectStore {
         if (errnoOf(err) === "ENOENT" && attempt < 5) continue;
         throw err;
       }
-      const previous = await pin(target).catch(() => undefined);
+      const previous = await pin(target, this.calls).catch(() => undefined);
       let handedOver = false;
       try {
         if (previous?.stats.isDirectory()) throw this.prefixConflict(bucket, key);
@@ -820,8 +820,8 @@ async function copyRange(fd: number, out: Writable, range: { start: number; end:
 const OPEN_ATTEMPTS = 10;
 
 /** Whether the file at `path` is still the one with these stats. */
-async function isAtPath(path: string, stats: BigIntStats): Promise<boolean> {
-  const now = await lstat(path, { bigint: true }).catch(() => undefined);
+async function isAtPath(path: string, stats: BigIntStats, calls: FileCalls): Promise<boolean> {
+  const now = await calls.lstat(path).catch(() => undefined);
   return now !== undefined && now.ino === stats.ino && now.dev === stats.dev && now.mtimeNs === stats.mtimeNs && now.size === stats.size;
 }
 
@@ -837,8 +837,8 @@ interface Pinned {
  * does), whose record then has the same name: whoever removes the record of a replaced or deleted
  * version must hold the version open until the record is gone, or it may remove the new file's.
  */
-async function pin(path: string): Promise<Pinned | undefined> {
-  const stats = await lstat(path, { bigint: true }).catch((err: unknown) => {
+async function pin(path: string, calls: FileCalls): Promise<Pinned | undefined> {
+  const stats = await calls.lstat(path).catch((err: unknown) => {
     if (errnoOf(err) === "ENOENT" || errnoOf(err) === "ENOTDIR") return undefined;
     throw err;
   });
@@ -850,7 +850,7 @@ async function pin(path: string): Promise<Pinned | undefined> {
     const code = errnoOf(err);
     if (code === "ENOENT" || code === "ENOTDIR") return undefined;
     if (code === "EACCES" || code === "EPERM") return { stats };
-    if (code === "ELOOP") return pin(path);
+    if (code === "ELOOP") return pin(path, calls);
     throw err;
   }
   try {
