@@ -11,7 +11,7 @@ import { HashPool } from "../../src/storage/hashPool.js";
 import { ObjectStore } from "../../src/storage/store.js";
 import { freePort, type Child } from "../cluster/processes.js";
 import { presignTarget, signRequest } from "../s3/signer.js";
-import { gibps, hashRate, heyRun, runBench, nginxVersion, rawDurableWrite, seconds, startNginx, syncDisk, wrkRun, type BenchDir, type WrkResult } from "./benchServers.js";
+import { gibps, hashRate, heyRun, runBench, nginxVersion, rawDurableWrite, seconds, startNginx, syncDisk, wrkPutScript, wrkRun, type BenchDir, type WrkResult } from "./benchServers.js";
 import { machine, ratio, renderSection, type Row } from "./report.js";
 import { BUCKET, buildPut, closeAgent, curlGets, describe, expectStatus, freshAgent, listAll, multipartUpload, payload, planParts, s3Delete, s3Put, startS3, MODE_NAMES, type MultipartPhases, type PutMode, type S3Server } from "./s3Client.js";
 import { cpuSeconds, repeatedBody } from "./storageHelpers.js";
@@ -99,13 +99,6 @@ async function timedPass(name: string, streams: number, perStream: number, bytes
 }
 
 // --- wrk ---------------------------------------------------------------------------------------
-
-/** A Lua script for wrk: HEAD, or PUT of the 4 KiB body file cycling through `paths`. */
-function luaScript(name: string, lines: string[]): string {
-  const file = path.join(dir, name);
-  writeFileSync(file, `${lines.join("\n")}\n`);
-  return file;
-}
 
 interface WrkFigure {
   runs: WrkResult[];
@@ -283,19 +276,7 @@ async function main(): Promise<string> {
     writeFileSync(bodyFile, small.body);
     const presigned = async (method: string, key: string) => `http://${ours.host}${await presignTarget(method, `/${BUCKET}/${key}`, ours.host, { expiresIn: 3600 })}`;
     const putPaths = await Promise.all(Array.from({ length: PUT_KEYS }, (_, i) => presignTarget("PUT", `/${BUCKET}/smallput/k${String(i).padStart(4, "0")}`, ours.host, { expiresIn: 3600 })));
-    const putScript = (name: string, paths: string[]) =>
-      luaScript(name, [
-        "-- wrk: PUT the 4 KiB body file named by BODY, cycling through the paths.",
-        'local f = assert(io.open(os.getenv("BODY"), "rb"))',
-        "local body = f:read(\"*a\")",
-        "f:close()",
-        `local paths = { ${paths.map((p) => JSON.stringify(p)).join(", ")} }`,
-        "local i = 0",
-        "request = function()",
-        "  i = i % #paths + 1",
-        '  return wrk.format("PUT", paths[i], nil, body)',
-        "end",
-      ]);
+    const putScript = (name: string, paths: string[]) => wrkPutScript(path.join(dir, name), paths);
     const putScripts = { ours: putScript("put-ours.lua", putPaths), nginx: putScript("put-nginx.lua", Array.from({ length: PUT_KEYS }, (_, i) => `/dav/small/k${String(i).padStart(4, "0")}`)) };
     // wrk cannot measure HEAD (its parser waits for the body the response's Content-Length announces): hey does HEAD.
     const loadTargets = {

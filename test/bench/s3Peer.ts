@@ -9,7 +9,7 @@ import path from "node:path";
 import { pinnedVersions } from "../cluster/binaries.js";
 import { type Child } from "../cluster/processes.js";
 import { presignTarget, signRequest } from "../s3/signer.js";
-import { gibps, runBench, seconds, syncDisk, wrkRun, type BenchDir, type WrkResult } from "./benchServers.js";
+import { gibps, runBench, seconds, syncDisk, wrkPutScript, wrkRun, type BenchDir, type WrkResult } from "./benchServers.js";
 import { machine, ratio, renderSection, type Row } from "./report.js";
 import { BUCKET, buildPut, closeAgent, curlGets, describe, expectStatus, freshAgent, listAll, multipartUpload, payload, planParts, s3Delete, startS3, startVersity, type S3Server } from "./s3Client.js";
 import { cpuSeconds, statusKiB } from "./storageHelpers.js";
@@ -71,27 +71,6 @@ async function measured<T>(name: string, who: Who, server: S3Server, body: () =>
   return result;
 }
 
-function luaPutScript(name: string, paths: string[]): string {
-  const file = path.join(dir, name);
-  writeFileSync(
-    file,
-    [
-      "-- wrk: PUT the 4 KiB body file named by BODY, cycling through the paths.",
-      'local f = assert(io.open(os.getenv("BODY"), "rb"))',
-      'local body = f:read("*a")',
-      "f:close()",
-      `local paths = { ${paths.map((p) => JSON.stringify(p)).join(", ")} }`,
-      "local i = 0",
-      "request = function()",
-      "  i = i % #paths + 1",
-      '  return wrk.format("PUT", paths[i], nil, body)',
-      "end",
-      "",
-    ].join("\n"),
-  );
-  return file;
-}
-
 async function main(): Promise<string> {
   const loadBefore = os.loadavg()[0]!;
   log(`temp dir ${dir}; ${os.availableParallelism()} cores; 1-minute load average ${loadBefore.toFixed(2)}; scale ${SCALE}`);
@@ -114,7 +93,7 @@ async function main(): Promise<string> {
     // Each presigned request once through node:http first: a refusal is reported with the exact exchange.
     await expectStatus(s.port, { method: "GET", target: get, headers: { host: s.host } }, [200], `${s.name}: presigned GET`);
     await expectStatus(s.port, { method: "PUT", target: putPaths[0]!, headers: { host: s.host, "content-length": String(SMALL_BYTES) }, body: small.body }, [200], `${s.name}: presigned PUT`);
-    wrkTargets[who] = { get: `http://${s.host}${get}`, putScript: luaPutScript(`put-${who}.lua`, putPaths), base: `http://${s.host}/` };
+    wrkTargets[who] = { get: `http://${s.host}${get}`, putScript: wrkPutScript(path.join(dir, `put-${who}.lua`), putPaths), base: `http://${s.host}/` };
   }
   log(`4 KiB GET and PUT at 32 connections: 1 s warm-up, then ${ROUNDS} rounds of ${WRK_SECONDS} s alternating ours and ${PEER} ${load()}`);
   for (let round = 0; round < ROUNDS; round++) {
