@@ -5,6 +5,7 @@ import { Readable } from "node:stream";
 import type { Logger } from "../server/logger.js";
 import { StorageError } from "../storage/errors.js";
 import type { HashPool } from "../storage/hashPool.js";
+import { OneAtATime } from "../storage/oneAtATime.js";
 import { ObjectStore, type Durability, type PublishCondition, type PutOptions, type PutResult } from "../storage/store.js";
 import { COMPLETED_RETENTION_MS, CompletedUploads, partsDigest, type CompletedUpload } from "./completedUploads.js";
 import { S3Error } from "./errors.js";
@@ -80,7 +81,7 @@ const partKey = (n: number) => `part/${String(n).padStart(5, "0")}`;
 export class MultipartUploads {
   private readonly records = new Map<string, UploadRecord>();
   /** Completes of one upload id run one after another, so a concurrent second one sees the first's result. */
-  private readonly completing = new Map<string, Promise<unknown>>();
+  private readonly completing = new OneAtATime();
 
   private readonly slots: PartSlots;
 
@@ -171,14 +172,7 @@ export class MultipartUploads {
    * another list, NoSuchUpload as before.
    */
   async complete(bucket: string, key: string, uploadId: string, requested: readonly RequestedPart[], options: CompleteOptions = {}): Promise<CompleteResult> {
-    const before = this.completing.get(uploadId) ?? Promise.resolve();
-    const mine = before.catch(() => undefined).then(() => this.completeNow(bucket, key, uploadId, requested, options));
-    this.completing.set(uploadId, mine);
-    try {
-      return await mine;
-    } finally {
-      if (this.completing.get(uploadId) === mine) this.completing.delete(uploadId);
-    }
+    return this.completing.run(uploadId, () => this.completeNow(bucket, key, uploadId, requested, options));
   }
 
   private async completeNow(bucket: string, key: string, uploadId: string, requested: readonly RequestedPart[], options: CompleteOptions): Promise<CompleteResult> {

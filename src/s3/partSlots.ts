@@ -6,6 +6,7 @@ import { Readable as ReadableStream } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { StorageError } from "../storage/errors.js";
 import type { HashAlgorithm } from "../storage/hashPool.js";
+import { OneAtATime } from "../storage/oneAtATime.js";
 import type { ObjectStore, PutOptions, PutResult } from "../storage/store.js";
 import { TempObjectWriter } from "../storage/tempWriter.js";
 
@@ -40,7 +41,7 @@ export interface SlotRecord {
 export class PartSlots {
   /** Slot size per upload, fixed by its first part in this process. */
   private readonly slotBytes = new Map<string, number>();
-  private readonly writing = new Map<string, Promise<unknown>>();
+  private readonly writing = new OneAtATime();
 
   constructor(
     private readonly parts: ObjectStore,
@@ -74,15 +75,7 @@ export class PartSlots {
 
   /** Writes a part's body at `offset`, hashing it as put() does, then records it. */
   async write(uploadId: string, partNumber: number, offset: number, body: Readable | AsyncIterable<Uint8Array>, options: PutOptions): Promise<PutResult> {
-    const id = `${uploadId}\0${partNumber}`;
-    const before = this.writing.get(id) ?? Promise.resolve();
-    const mine = before.catch(() => undefined).then(() => this.writeNow(uploadId, partNumber, offset, body, options));
-    this.writing.set(id, mine);
-    try {
-      return await mine;
-    } finally {
-      if (this.writing.get(id) === mine) this.writing.delete(id);
-    }
+    return this.writing.run(`${uploadId}\0${partNumber}`, () => this.writeNow(uploadId, partNumber, offset, body, options));
   }
 
   private async writeNow(uploadId: string, partNumber: number, offset: number, body: Readable | AsyncIterable<Uint8Array>, options: PutOptions): Promise<PutResult> {

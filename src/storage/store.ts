@@ -12,6 +12,7 @@ import { errnoOf, fromFsError, StorageError } from "./errors.js";
 import { closeFd, POOL_CALLS, readFd, SYNC_CALLS, writeDurably, type FileCalls } from "./fd.js";
 import { digestInline, HashPool, hashesInline, type HashAlgorithm } from "./hashPool.js";
 import { reclaimTemp, startHeartbeat, sweepMetadata } from "./janitor.js";
+import { OneAtATime } from "./oneAtATime.js";
 import { bucketNameProblem, keyProblem, printable } from "./keys.js";
 import { confine, Layout } from "./layout.js";
 import { listObjects, type ListOptions, type ListResult } from "./listing.js";
@@ -133,7 +134,7 @@ export class ObjectStore {
   private readonly stops: Array<() => void> = [];
   private tmpDir = "";
   /** Conditional publishes per key, run one at a time (check and rename are two steps). */
-  private readonly conditional = new Map<string, Promise<unknown>>();
+  private readonly conditional = new OneAtATime();
   /** Synchronous calls where they take microseconds (a local disk), the thread pool on a shared root (see FileCalls). */
   private readonly calls: FileCalls;
   /** Directory fsyncs, shared by concurrent writes into the same directory. */
@@ -579,16 +580,8 @@ export class ObjectStore {
   }
 
   /** Runs conditional operations on one key one after another in this process. */
-  private async oneAtATime<T>(bucket: string, key: string, work: () => Promise<T>): Promise<T> {
-    const id = `${bucket}\0${key}`;
-    const before = this.conditional.get(id) ?? Promise.resolve();
-    const mine = before.catch(() => undefined).then(work);
-    this.conditional.set(id, mine);
-    try {
-      return await mine;
-    } finally {
-      if (this.conditional.get(id) === mine) this.conditional.delete(id);
-    }
+  private oneAtATime<T>(bucket: string, key: string, work: () => Promise<T>): Promise<T> {
+    return this.conditional.run(`${bucket}\0${key}`, work);
   }
 
   /** A publish condition against what is at the key now (pinned: its record cannot change under us). */
