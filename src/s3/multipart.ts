@@ -240,20 +240,24 @@ export class MultipartUploads {
       ...(plan.type ? { checksumType: plan.type } : {}),
       condition: options.condition,
     };
-    const result = inPlace
-      ? await this.objects.publishFile(bucket, key, this.slots.dataPath(uploadId), common)
-      : await this.objects.put(bucket, key, assembled(), {
-          ...common,
-          expectedSize: size,
-          verify: ({ digests }) => {
-            if (!plan.fullObject) return;
-            const actual = digests[plan.fullObject]!.toString("base64");
-            if (plan.expected !== undefined && plan.expected !== actual) {
-              throw new S3Error("BadDigest", `The ${plan.fullObject.toUpperCase()} you specified did not match the calculated checksum.`);
-            }
-            checksums[plan.fullObject] = actual;
-          },
-        });
+    // A crash after an in-place publish and before the upload was removed: the key already holds this object.
+    const published = !inPlace && !plan.fullObject && PartSlots.inPlace(chosen) && !(await this.slots.hasData(uploadId)) ? await this.alreadyPublished(bucket, key, etag, size) : undefined;
+    const result =
+      published ??
+      (inPlace
+        ? await this.objects.publishFile(bucket, key, this.slots.dataPath(uploadId), common)
+        : await this.objects.put(bucket, key, assembled(), {
+            ...common,
+            expectedSize: size,
+            verify: ({ digests }) => {
+              if (!plan.fullObject) return;
+              const actual = digests[plan.fullObject]!.toString("base64");
+              if (plan.expected !== undefined && plan.expected !== actual) {
+                throw new S3Error("BadDigest", `The ${plan.fullObject.toUpperCase()} you specified did not match the calculated checksum.`);
+              }
+              checksums[plan.fullObject] = actual;
+            },
+          }));
     await this.completed.add(uploadId, {
       bucket,
       key,
@@ -296,6 +300,12 @@ export class MultipartUploads {
     );
     if (declared && declared.value !== value) throw new S3Error("BadDigest", `The ${algorithm.toUpperCase()} you specified did not match the calculated checksum.`);
     return { type, composite: { [algorithm]: value } };
+  }
+
+  /** The object at the key, if it is the one this Complete would publish (same multipart ETag and size). */
+  private async alreadyPublished(bucket: string, key: string, etag: string, size: number): Promise<PutResult | undefined> {
+    const current = await this.objects.head(bucket, key).catch(() => undefined);
+    return current?.etag === etag && current.size === size ? { ...current, etag, digests: {} } : undefined;
   }
 
   private async precheck(bucket: string, key: string, condition: PublishCondition): Promise<void> {

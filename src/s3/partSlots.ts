@@ -127,6 +127,11 @@ export class PartSlots {
     return records;
   }
 
+  /** Whether the upload's data file is there (a Complete that published it moved it away). */
+  async hasData(uploadId: string): Promise<boolean> {
+    return (await lstat(this.dataPath(uploadId)).catch(() => undefined))?.isFile() ?? false;
+  }
+
   /**
    * Cuts the data file to the object's `size` (the last part's slot may be longer); false when the
    * file is missing or shorter, so Complete copies instead. publishFile's fdatasync makes the new length durable.

@@ -54,6 +54,17 @@ describe("multipart parts written in place", () => {
     expect((await store.head("bkt", "k")).partSizes).toEqual(parts.map((p) => p.length));
   });
 
+  it("answers a Complete retried after a crash that followed the publish (the data file already moved) with the object it published", async () => {
+    const parts = [randomBytes(2 * MIN_PART), randomBytes(1000)];
+    const id = await uploads.create({ bucket: "bkt", key: "k", userMetadata: {} });
+    const etags = [(await upload(id, 1, parts[0]!)).etag, (await upload(id, 2, parts[1]!)).etag];
+    // What a Complete killed right after its publish leaves: the object in place, the upload and its records still there.
+    await store.publishFile("bkt", "k", join(root, ".app-snapshots", "uploads", id, "assembled.data"), { etag: multipartEtag(parts) });
+    const done = await uploads.complete("bkt", "k", id, etags.map((etag, i) => ({ partNumber: i + 1, etag })));
+    expect(done.etag).toBe(multipartEtag(parts));
+    expect((await read(store, "k")).equals(Buffer.concat(parts))).toBe(true);
+  });
+
   it("uses a part's last upload, and copies when the parts are not the file's layout", async () => {
     const id = await uploads.create({ bucket: "bkt", key: "k", userMetadata: {} });
     const first = randomBytes(2 * MIN_PART);
