@@ -136,4 +136,49 @@ describe("a folder swapped for a symlink to outside the root while requests use 
     expect(swapped).toBeGreaterThan(0);
     expect(snapshot(outside)).toEqual(before);
   });
+
+  it("keeps multipart parts written in place (and their Complete) inside the root when the upload's folder is swapped", { timeout: 60_000 }, async () => {
+    const before = snapshot(outside);
+    const failures = new Map<string, number>();
+    let swapped = 0;
+    let inPlace = 0;
+    for (let round = 0; round < 30; round++) {
+      const key = `mp-in-place${round % 2}`;
+      const uploadId = await uploads.create({ bucket: "bkt", key, userMetadata: {} });
+      // The first part fixes the slot size, so the later ones go to the upload's data file.
+      await uploads.uploadPart("bkt", key, uploadId, 1, body("11111111"), { expectedSize: 8 });
+      const stop = new Int32Array(new SharedArrayBuffer(4));
+      const swapper = new Worker(SWAPPER, { eval: true, workerData: { stop: stop.buffer, outside, targets: [join(root, INTERNAL_DIR, "uploads", uploadId)] } });
+      const swaps = new Promise<number>((resolve, reject) => {
+        swapper.once("message", resolve);
+        swapper.once("error", reject);
+      });
+      const results: Array<PromiseSettledResult<unknown>> = [];
+      try {
+        const parts = await Promise.allSettled([2, 3].map((n) => uploads.uploadPart("bkt", key, uploadId, n, body(`${n}`.repeat(n === 3 ? 4 : 8)), { expectedSize: n === 3 ? 4 : 8 })));
+        results.push(...parts);
+        const listed = await uploads.listParts("bkt", key, uploadId).catch(() => undefined);
+        if (listed) {
+          inPlace += listed.parts.filter((p) => p.offset !== undefined).length;
+          results.push(...(await Promise.allSettled([uploads.complete("bkt", key, uploadId, listed.parts.map((p) => ({ partNumber: p.partNumber, etag: p.etag })))])));
+        }
+      } finally {
+        Atomics.store(stop, 0, 1);
+        swapped += await swaps;
+      }
+      for (const result of results) {
+        if (result.status === "fulfilled") continue;
+        const err: unknown = result.reason;
+        expect(toS3Error(err).status, `a request failed as a server error: ${String(err)}`).toBeLessThan(500);
+        const code = err instanceof StorageError ? err.code : toS3Error(err).code;
+        failures.set(code, (failures.get(code) ?? 0) + 1);
+      }
+      await uploads.abort("bkt", key, uploadId).catch(() => undefined);
+      expect(snapshot(outside), `round ${round}: the folder outside the root changed`).toEqual(before);
+    }
+    console.log(`symlink race (parts in place): ${swapped} swaps, ${inPlace} parts in place, failures ${JSON.stringify(Object.fromEntries(failures))}`);
+    expect(swapped).toBeGreaterThan(0);
+    expect(inPlace).toBeGreaterThan(0);
+    expect(snapshot(outside)).toEqual(before);
+  });
 });
