@@ -676,7 +676,14 @@ export class ObjectStore {
     this.checkBucketName(bucket);
     const dir = this.layout.bucketDir(bucket);
     const state = await confine(dir, this.calls);
-    if (state === "inside" && (await this.calls.lstat(dir)).isDirectory()) return;
+    if (state === "inside") {
+      // Gone (moved aside, say, to put a link there) since confine looked: no such bucket either, not an I/O error.
+      const stats = await this.calls.lstat(dir).catch((err: unknown) => {
+        if (errnoOf(err) === "ENOENT" || errnoOf(err) === "ENOTDIR") return undefined;
+        throw err;
+      });
+      if (stats?.isDirectory()) return;
+    }
     throw new StorageError("NoSuchBucket", `bucket "${bucket}" does not exist`, state === "missing" ? undefined : dir);
   }
 
