@@ -108,6 +108,7 @@ pin: ## rewrite the wrapper go.mod files (test/cluster, test/s3, test/velero too
 	$(S3_TOOLS)/pin
 	$(VELERO_TOOLS)/pin
 	$(VELERO_KOTS_TOOLS)/pin
+	$(PEERS)/pin
 
 # --- S3 clients the S3 API is tested with (test/s3/clientTools.ts) ---------------------------
 # kopia is built from the fork Velero links (test/s3/tools/go.mod); the touch keeps the binary newer
@@ -263,6 +264,18 @@ image: bundle $(NODE_EXE) $(CACHE)/image/debs/.stamp ## the OCI image archive .c
 	  --ref $(IMAGE_REF) --epoch $(SOURCE_DATE_EPOCH) --revision $$(git rev-parse HEAD 2>/dev/null || echo unknown) --rootfs $(CACHE)/image/rootfs
 
 # --- benchmarks --------------------------------------------------------------------------------
+# The peers the benchmarks compare against (test/bench/peers): versitygw (posix backend) for the S3 API,
+# Kyverno as a second admission webhook, each built from the Go module proxy through its wrapper go.mod.
+PEERS      := test/bench/peers
+VERSITYGW_BIN := $(BIN)/versitygw-$(VERSITYGW)
+KYVERNO_BIN := $(BIN)/kyverno-$(KYVERNO)
+
+$(VERSITYGW_BIN): $(PEERS)/versitygw/go.mod $(PEERS)/versitygw/go.sum $(TOOLS_DIR)/versions.env
+	@$(PEERS)/build versitygw $(BIN) >/dev/null && touch $@
+
+$(KYVERNO_BIN): $(PEERS)/kyverno/go.mod $(PEERS)/kyverno/go.sum $(TOOLS_DIR)/versions.env
+	@$(PEERS)/build kyverno $(BIN) >/dev/null && touch $@
+
 $(BIN)/hey-$(HEY):
 	@echo "building hey $(HEY) from the Go module proxy ..."
 	@mkdir -p $(BIN) && tmp=$$(mktemp -d) && GOBIN=$$tmp go install github.com/rakyll/hey@$(HEY) && mv $$tmp/hey $@ && rmdir $$tmp
@@ -272,10 +285,11 @@ $(CACHE)/deb/.stamp: $(TOOLS_DIR)/versions.env
 	@test/bench/fetch-debs $(CACHE)/deb $(subst $(comma), ,$(BENCH_DEBS)) && touch $@
 
 .PHONY: bench
-bench: deps tools build $(BIN)/hey-$(HEY) $(CACHE)/deb/.stamp ## benchmarks, as ratios against baselines measured in the same run; writes docs/benchmarks.md
+bench: deps tools build $(BIN)/hey-$(HEY) $(CACHE)/deb/.stamp $(VERSITYGW_BIN) $(KYVERNO_BIN) ## benchmarks, as ratios against baselines measured in the same run; writes docs/benchmarks.md
 	node dist/test/bench/webhook.js
 	node dist/test/bench/storage.js
 	node dist/test/bench/s3.js
+	node dist/test/bench/s3Peer.js
 
 .PHONY: bench-storage
 bench-storage: deps build $(CACHE)/deb/.stamp ## only the object-store benchmarks (vs nginx and the raw disk; ~3-5 min, ~12 GiB of temp disk)
@@ -284,3 +298,7 @@ bench-storage: deps build $(CACHE)/deb/.stamp ## only the object-store benchmark
 .PHONY: bench-s3
 bench-s3: deps build $(BIN)/hey-$(HEY) $(CACHE)/deb/.stamp ## only the S3 API benchmarks (vs nginx, the store in-process and the raw disk; ~5 min, ~4 GiB of temp disk)
 	node dist/test/bench/s3.js
+
+.PHONY: bench-s3-peer
+bench-s3-peer: deps build $(CACHE)/deb/.stamp $(VERSITYGW_BIN) ## only the S3 API against versitygw (posix backend), same clients, same run (~4 min, ~2 GiB of temp disk)
+	node dist/test/bench/s3Peer.js

@@ -115,6 +115,7 @@ export function registerStorage(program: Command): void {
       .option("--lvp-plain-http", "with --tls-cert: keep the LVP port plain HTTP (local-volume-provider builds http:// URLs to its file server) while S3 serves TLS")
       .option("--drain-delay <ms>", "time between turning unready and closing listeners on SIGTERM", "3000"),
   ).action(async (options: ServeOptions) => {
+    widenThreadPool();
     await serveStorage(options);
   });
 
@@ -172,6 +173,18 @@ function publicHost(url: string): string {
   if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw new Error("--public-url must be http:// or https://");
   if (parsed.pathname !== "/" && parsed.pathname !== "") throw new Error("--public-url must have no path: S3 clients address buckets at the root");
   return parsed.host;
+}
+
+/**
+ * libuv's pool runs every file system call, and a durable write holds a thread for each fsync (several
+ * ms on a real disk): with the default 4 threads, 32 concurrent small PUTs queue behind each other's
+ * fsyncs and every GET behind them. The pool starts on its first use, so the size is set before any.
+ * UV_THREADPOOL_SIZE from the environment wins.
+ */
+const STORAGE_THREAD_POOL = 32;
+
+function widenThreadPool(): void {
+  process.env.UV_THREADPOOL_SIZE ??= String(STORAGE_THREAD_POOL);
 }
 
 async function serveStorage(options: ServeOptions): Promise<void> {

@@ -5,10 +5,12 @@ import { Readable } from "node:stream";
 import type { Logger } from "../server/logger.js";
 import { StorageError } from "../storage/errors.js";
 import type { HashPool } from "../storage/hashPool.js";
+import { OneAtATime } from "../storage/oneAtATime.js";
 import { ObjectStore, type Durability, type PublishCondition, type PutOptions, type PutResult } from "../storage/store.js";
 import { COMPLETED_RETENTION_MS, CompletedUploads, partsDigest, type CompletedUpload } from "./completedUploads.js";
 import { S3Error } from "./errors.js";
 import { compositeChecksum, type ChecksumType } from "./multipartChecksums.js";
+import { PartSlots } from "./partSlots.js";
 import type { ChecksumAlgorithm } from "./payload.js";
 
 /** S3's limits: parts 1..10,000; every part but the last at least 5 MiB. */
@@ -62,6 +64,8 @@ export interface PartInfo {
   size: number;
   lastModified: Date;
   checksums: Record<string, string>;
+  /** Where a part written in place starts in the upload's data file (see PartSlots). */
+  offset?: number;
 }
 
 const RECORD_KEY = "upload.json";
@@ -77,14 +81,19 @@ const partKey = (n: number) => `part/${String(n).padStart(5, "0")}`;
 export class MultipartUploads {
   private readonly records = new Map<string, UploadRecord>();
   /** Completes of one upload id run one after another, so a concurrent second one sees the first's result. */
-  private readonly completing = new Map<string, Promise<unknown>>();
+  private readonly completing = new OneAtATime();
+
+  private readonly slots: PartSlots;
 
   private constructor(
     readonly parts: ObjectStore,
     private readonly objects: ObjectStore,
     private readonly minPartBytes: number,
     private readonly completed: CompletedUploads,
-  ) {}
+    shared: boolean,
+  ) {
+    this.slots = new PartSlots(parts, !shared);
+  }
 
   static async open(
     objects: ObjectStore,
@@ -96,7 +105,7 @@ export class MultipartUploads {
     // Beside the parts store's own temp and metadata folders: never a bucket, so never an upload.
     const completed = new CompletedUploads(join(parts.layout.internal, "completed"), options.durability);
     await completed.open();
-    return new MultipartUploads(parts, objects, options.minPartBytes ?? MIN_PART_BYTES, completed);
+    return new MultipartUploads(parts, objects, options.minPartBytes ?? MIN_PART_BYTES, completed, options.shared ?? false);
   }
 
   async close(): Promise<void> {
@@ -122,12 +131,22 @@ export class MultipartUploads {
   async uploadPart(bucket: string, key: string, uploadId: string, partNumber: number, body: Readable | AsyncIterable<Uint8Array>, options: PutOptions): Promise<PutResult> {
     await this.record(bucket, key, uploadId);
     checkPartNumber(partNumber);
+    // A part number is either in place or an object; the other kind of an earlier upload of it goes first.
+    const offset = this.slots.place(uploadId, partNumber, options.expectedSize, this.minPartBytes);
+    if (offset !== undefined) {
+      await this.parts.delete(uploadId, partKey(partNumber));
+      return this.slots.write(uploadId, partNumber, offset, body, options);
+    }
+    await this.slots.forget(uploadId, partNumber);
     return this.parts.put(uploadId, partKey(partNumber), body, options);
   }
 
   async listParts(bucket: string, key: string, uploadId: string): Promise<{ record: UploadRecord; parts: PartInfo[] }> {
     const record = await this.record(bucket, key, uploadId);
-    const parts: PartInfo[] = [];
+    const byNumber = new Map<number, PartInfo>();
+    for (const slot of await this.slots.records(uploadId)) {
+      byNumber.set(slot.partNumber, { partNumber: slot.partNumber, etag: slot.etag, size: slot.size, lastModified: new Date(slot.lastModified), checksums: slot.checksums, offset: slot.offset });
+    }
     let token: string | undefined;
     do {
       const page = await this.parts.list(uploadId, { prefix: "part/", continuationToken: token, maxKeys: 1000 });
@@ -137,12 +156,13 @@ export class MultipartUploads {
           throw err;
         });
         if (info?.etag) {
-          parts.push({ partNumber: Number(listed.key.slice(5)), etag: info.etag, size: info.size, lastModified: info.lastModified, checksums: info.checksums });
+          const partNumber = Number(listed.key.slice(5));
+          byNumber.set(partNumber, { partNumber, etag: info.etag, size: info.size, lastModified: info.lastModified, checksums: info.checksums });
         }
       }
       token = page.nextContinuationToken;
     } while (token);
-    return { record, parts };
+    return { record, parts: [...byNumber.values()].sort((a, b) => a.partNumber - b.partNumber) };
   }
 
   /**
@@ -152,14 +172,7 @@ export class MultipartUploads {
    * another list, NoSuchUpload as before.
    */
   async complete(bucket: string, key: string, uploadId: string, requested: readonly RequestedPart[], options: CompleteOptions = {}): Promise<CompleteResult> {
-    const before = this.completing.get(uploadId) ?? Promise.resolve();
-    const mine = before.catch(() => undefined).then(() => this.completeNow(bucket, key, uploadId, requested, options));
-    this.completing.set(uploadId, mine);
-    try {
-      return await mine;
-    } finally {
-      if (this.completing.get(uploadId) === mine) this.completing.delete(uploadId);
-    }
+    return this.completing.run(uploadId, () => this.completeNow(bucket, key, uploadId, requested, options));
   }
 
   private async completeNow(bucket: string, key: string, uploadId: string, requested: readonly RequestedPart[], options: CompleteOptions): Promise<CompleteResult> {
@@ -198,17 +211,25 @@ export class MultipartUploads {
     // Fails before the assembly when it must (the store checks again, atomically, when it publishes).
     if (options.condition) await this.precheck(bucket, key, options.condition);
     const partsStore = this.parts;
+    const slots = this.slots;
     async function* assembled(): AsyncGenerator<Buffer> {
       for (const part of chosen) {
+        if (part.offset !== undefined) {
+          yield* slots.stream(uploadId, { offset: part.offset, size: part.size });
+          continue;
+        }
         const object = await partsStore.open(uploadId, partKey(part.partNumber));
         if (object.info.size !== part.size) throw new S3Error("InvalidPart", `part ${part.partNumber} changed while the upload was being completed`);
         yield* object.stream() as AsyncIterable<Buffer>;
       }
     }
     const checksums: Record<string, string> = { ...plan.composite };
-    const result = await this.objects.put(bucket, key, assembled(), {
+    const size = chosen.reduce((sum, p) => sum + p.size, 0);
+    // The parts fill the upload's data file in order: it becomes the object, with nothing copied.
+    // Only when no later part is recorded: cutting the file drops what lies past the last chosen part.
+    const inPlace = !plan.fullObject && PartSlots.inPlace(chosen) && parts.every((p) => p.partNumber <= chosen.length) && (await this.slots.cut(uploadId, size));
+    const common = {
       etag,
-      expectedSize: chosen.reduce((sum, p) => sum + p.size, 0),
       contentType: record.contentType,
       contentEncoding: record.contentEncoding,
       contentHeaders: record.contentHeaders,
@@ -218,15 +239,25 @@ export class MultipartUploads {
       checksums,
       ...(plan.type ? { checksumType: plan.type } : {}),
       condition: options.condition,
-      verify: ({ digests }) => {
-        if (!plan.fullObject) return;
-        const actual = digests[plan.fullObject]!.toString("base64");
-        if (plan.expected !== undefined && plan.expected !== actual) {
-          throw new S3Error("BadDigest", `The ${plan.fullObject.toUpperCase()} you specified did not match the calculated checksum.`);
-        }
-        checksums[plan.fullObject] = actual;
-      },
-    });
+    };
+    // A crash after an in-place publish and before the upload was removed: the key already holds this object.
+    const published = !inPlace && !plan.fullObject && PartSlots.inPlace(chosen) && !(await this.slots.hasData(uploadId)) ? await this.alreadyPublished(bucket, key, etag, size) : undefined;
+    const result =
+      published ??
+      (inPlace
+        ? await this.slots.publishData(uploadId, (from) => this.objects.publishFile(bucket, key, from, common))
+        : await this.objects.put(bucket, key, assembled(), {
+            ...common,
+            expectedSize: size,
+            verify: ({ digests }) => {
+              if (!plan.fullObject) return;
+              const actual = digests[plan.fullObject]!.toString("base64");
+              if (plan.expected !== undefined && plan.expected !== actual) {
+                throw new S3Error("BadDigest", `The ${plan.fullObject.toUpperCase()} you specified did not match the calculated checksum.`);
+              }
+              checksums[plan.fullObject] = actual;
+            },
+          }));
     await this.completed.add(uploadId, {
       bucket,
       key,
@@ -271,6 +302,12 @@ export class MultipartUploads {
     return { type, composite: { [algorithm]: value } };
   }
 
+  /** The object at the key, if it is the one this Complete would publish (same multipart ETag and size). */
+  private async alreadyPublished(bucket: string, key: string, etag: string, size: number): Promise<PutResult | undefined> {
+    const current = await this.objects.head(bucket, key).catch(() => undefined);
+    return current?.etag === etag && current.size === size ? { ...current, etag, digests: {} } : undefined;
+  }
+
   private async precheck(bucket: string, key: string, condition: PublishCondition): Promise<void> {
     const current = await this.objects.head(bucket, key).catch((err: unknown) => {
       if (err instanceof StorageError && (err.code === "NoSuchKey" || err.code === "KeyConflict")) return undefined;
@@ -311,12 +348,13 @@ export class MultipartUploads {
 
   /** The upload's creation, or the last time a part was added: the parts folder's mtime changes with each. */
   private async lastActivity(uploadId: string, created: Date): Promise<number> {
-    const parts = await lstat(join(this.parts.layout.bucketDir(uploadId), "part")).catch(() => undefined);
-    return Math.max(created.getTime(), parts?.mtimeMs ?? 0);
+    const folders = await Promise.all(["part", "slot"].map((name) => lstat(join(this.parts.layout.bucketDir(uploadId), name)).catch(() => undefined)));
+    return Math.max(created.getTime(), ...folders.map((f) => f?.mtimeMs ?? 0));
   }
 
   private async remove(uploadId: string): Promise<void> {
     this.records.delete(uploadId);
+    this.slots.forgetUpload(uploadId);
     await this.parts.purgeBucket(uploadId).catch((err: unknown) => {
       if (err instanceof StorageError && err.code === "NoSuchBucket") return;
       throw err;

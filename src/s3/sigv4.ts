@@ -15,6 +15,24 @@ import { S3Error } from "./errors.js";
  * trailer signatures of aws-chunked bodies chain from the seed signature.
  */
 
+/**
+ * Signing keys by secret, date and region: a key holds for a whole day, and deriving it takes four
+ * HMACs (and smithy's own cache one more to name it) on every request. Cleared when it grows past
+ * SIGNING_KEYS entries (keys of past days, or of rotated secrets).
+ */
+const signingKeys = new Map<string, Buffer>();
+const SIGNING_KEYS = 256;
+
+async function cachedSigningKey(identity: { accessKeyId: string; secretAccessKey: string }, shortDate: string, region: string): Promise<Buffer> {
+  const id = `${identity.secretAccessKey}\0${identity.accessKeyId}\0${shortDate}\0${region}`;
+  const cached = signingKeys.get(id);
+  if (cached) return cached;
+  const key = Buffer.from(await getSigningKey(Sha256, identity, shortDate, region, "s3"));
+  if (signingKeys.size >= SIGNING_KEYS) signingKeys.clear();
+  signingKeys.set(id, key);
+  return key;
+}
+
 export const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 export const UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD";
 /** S3 refuses requests whose time is further than this from its clock. */
@@ -97,7 +115,7 @@ export async function authenticate(
   // headers — `date` included, which sign() would drop.
   const query = canonicalQuery(request.query);
   const scope = `${auth.shortDate}/${auth.region}/s3/aws4_request`;
-  const signingKey = Buffer.from(await getSigningKey(Sha256, identity, auth.shortDate, auth.region, "s3"));
+  const signingKey = await cachedSigningKey(identity, auth.shortDate, auth.region);
   const signs = (path: string, host: string | undefined): boolean => {
     const canonicalHeaders = getCanonicalHeaders(
       { method: request.method, protocol: "http:", hostname: "", path: "/", headers: host === undefined ? headers : { ...headers, host } },

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { createRequire } from "node:module";
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
@@ -170,4 +171,23 @@ export class HashPool {
     }
     return best;
   }
+}
+
+/** The digests node:crypto computes itself (no checksum library), cheap to run on the event loop for a small body. */
+const INLINE_ALGORITHMS: ReadonlySet<HashAlgorithm> = new Set(["md5", "sha1", "sha256"]);
+
+/** Whether `digestInline` computes all of `algorithms`. */
+export function hashesInline(algorithms: Iterable<HashAlgorithm>): boolean {
+  for (const algorithm of algorithms) if (!INLINE_ALGORITHMS.has(algorithm)) return false;
+  return true;
+}
+
+/**
+ * The digests of a small body computed on the calling thread. For a few KiB the worker's three
+ * message round trips (start, data, end) cost far more than the hashing they move off the event loop.
+ */
+export function digestInline(bytes: Uint8Array, algorithms: Iterable<HashAlgorithm>): Partial<Record<HashAlgorithm, Buffer>> {
+  const digests: Partial<Record<HashAlgorithm, Buffer>> = {};
+  for (const algorithm of algorithms) digests[algorithm] = createHash(algorithm).update(bytes).digest();
+  return digests;
 }

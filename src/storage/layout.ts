@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { errnoOf } from "./errors.js";
-import { realpathNative } from "./fd.js";
+import type { FileCalls } from "./fd.js";
 import { FOLDER_MARKER } from "./keys.js";
 
 /**
@@ -69,9 +69,9 @@ export type Confinement = "inside" | "missing" | "escapes" | "not-a-directory";
  * store (or a bucket that is one) could lead outside the root, so the resolved path must equal the
  * lexical one; nothing behind a link is ever opened.
  */
-export async function confine(lexical: string): Promise<Confinement> {
+export async function confine(lexical: string, calls: FileCalls): Promise<Confinement> {
   try {
-    return (await realpathNative(lexical)) === lexical ? "inside" : "escapes";
+    return (await calls.realpath(lexical)) === lexical ? "inside" : "escapes";
   } catch (err) {
     const code = errnoOf(err);
     if (code === "ENOENT") return "missing";

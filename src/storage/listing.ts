@@ -1,5 +1,6 @@
 import type { BigIntStats, Dirent } from "node:fs";
-import { lstat, readdir } from "node:fs/promises";
+import { lstatSync } from "node:fs";
+import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { errnoOf, StorageError } from "./errors.js";
 import { FOLDER_MARKER, keyProblem } from "./keys.js";
@@ -41,7 +42,6 @@ const MARKER = Buffer.from(FOLDER_MARKER);
 const AFTER_ALL = Buffer.from([0xff]);
 const LOST_AND_FOUND = "lost+found";
 const NFS_SILLY_RENAME = /^\.nfs[0-9a-f]{16,}$/;
-const STAT_CONCURRENCY = 64;
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 interface Walk {
@@ -192,24 +192,27 @@ async function sortedEntries(bucketDir: string, dir: Buffer): Promise<Entry[]> {
   return entries.sort((a, b) => Buffer.compare(a.sortKey, b.sortKey));
 }
 
+/**
+ * Size, mtime and ETag of each listed key. The lstat calls are synchronous: the directory was just
+ * read, so its entries are in the kernel's cache and each call takes microseconds, where a round trip
+ * through libuv's thread pool costs tens of them on the event loop (a page lists up to 1,000 keys).
+ */
 async function statObjects(bucketDir: string, keys: string[], describe: DescribeObject | undefined): Promise<ListedObject[]> {
-  const out: Array<ListedObject | undefined> = new Array<ListedObject | undefined>(keys.length);
-  for (let i = 0; i < keys.length; i += STAT_CONCURRENCY) {
-    await Promise.all(
-      keys.slice(i, i + STAT_CONCURRENCY).map(async (key, j) => {
-        try {
-          const stats = await lstat(key.endsWith("/") ? join(bucketDir, key, FOLDER_MARKER) : join(bucketDir, key), { bigint: true });
-          if (!stats.isFile()) return;
-          const etag = await describe?.(key, stats);
-          out[i + j] = { key, size: Number(stats.size), lastModified: stats.mtime, ...(etag === undefined ? {} : { etag }) };
-        } catch (err) {
-          // Deleted since the directory was read: leave it out, as a listing a moment later would.
-          if (errnoOf(err) !== "ENOENT" && errnoOf(err) !== "ENOTDIR") throw err;
-        }
-      }),
-    );
+  const out: ListedObject[] = [];
+  for (const key of keys) {
+    let stats: BigIntStats | undefined;
+    try {
+      stats = lstatSync(key.endsWith("/") ? join(bucketDir, key, FOLDER_MARKER) : join(bucketDir, key), { bigint: true, throwIfNoEntry: false });
+    } catch (err) {
+      // Its folder was removed since the directory was read (ENOTDIR): left out, as a listing a moment later would.
+      if (errnoOf(err) !== "ENOTDIR") throw err;
+    }
+    // Deleted since the directory was read: left out too.
+    if (!stats?.isFile()) continue;
+    const etag = await describe?.(key, stats);
+    out.push({ key, size: Number(stats.size), lastModified: stats.mtime, ...(etag === undefined ? {} : { etag }) });
   }
-  return out.filter((o): o is ListedObject => o !== undefined);
+  return out;
 }
 
 function startsWith(buffer: Buffer, prefix: Buffer): boolean {

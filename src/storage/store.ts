@@ -7,16 +7,18 @@ import { dirname, join } from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Logger } from "../server/logger.js";
+import { DirSync } from "./dirSync.js";
 import { clientAborted, errnoOf, fromFsError, StorageError } from "./errors.js";
-import { closeFd, fstatFd, openFd, readFd } from "./fd.js";
-import { HashPool, type HashAlgorithm } from "./hashPool.js";
+import { closeFd, POOL_CALLS, readFd, SYNC_CALLS, writeDurably, type FileCalls } from "./fd.js";
+import { digestInline, HashPool, hashesInline, type HashAlgorithm } from "./hashPool.js";
 import { reclaimTemp, startHeartbeat, sweepMetadata } from "./janitor.js";
 import { bucketNameProblem, keyProblem, printable } from "./keys.js";
 import { confine, INTERNAL_DIR, Layout } from "./layout.js";
 import { listObjects, type ListOptions, type ListResult } from "./listing.js";
 import { DEFAULT_CONTENT_TYPE, MetadataCache, type MetadataRecord, type ObjectMetadata } from "./metadata.js";
+import { OneAtATime } from "./oneAtATime.js";
 import { DirChain, inChain, OpenDir, openChain, removeTree } from "./openDir.js";
-import { STAGING_BUFFER_BYTES, TempObjectWriter } from "./tempWriter.js";
+import { STAGING_BUFFER_BYTES, TempObjectWriter, writeFully } from "./tempWriter.js";
 
 /** `full`: fsync data, metadata and directories before a write is acknowledged. `none`: benchmarks only. */
 export type Durability = "full" | "none";
@@ -107,6 +109,8 @@ export interface BucketInfo {
 }
 
 const READ_BUFFER_BYTES = STAGING_BUFFER_BYTES;
+/** Up to this size (announced by the request) a body is read into memory and hashed on the event loop. */
+const SMALL_BODY_BYTES = 64 * 1024;
 
 /**
  * The object store behind every storage endpoint: buckets are directories of the root and objects
@@ -139,7 +143,11 @@ export class ObjectStore {
    * S3 fuzzer, whose requests overlap when a client goes away early); a condition could pass on a
    * version that is no longer the one replaced.
    */
-  private readonly perKey = new Map<string, Promise<unknown>>();
+  private readonly perKey = new OneAtATime();
+  /** Synchronous calls where they take microseconds (a local disk), the thread pool on a shared root (see FileCalls). */
+  private readonly calls: FileCalls;
+  /** Directory fsyncs, shared by concurrent writes into the same directory. */
+  private readonly dirSync = new DirSync();
 
   private constructor(
     readonly layout: Layout,
@@ -151,6 +159,7 @@ export class ObjectStore {
     this.ownPool = !options.hashPool;
     this.pool = options.hashPool ?? new HashPool();
     this.maxObjectBytes = options.maxObjectBytes ?? DEFAULT_MAX_OBJECT_BYTES;
+    this.calls = options.shared ? POOL_CALLS : SYNC_CALLS;
   }
 
   /** The hashing workers, to share with a store opened alongside (the multipart area). */
@@ -224,7 +233,7 @@ export class ObjectStore {
 
   async bucketExists(bucket: string): Promise<boolean> {
     if (bucketNameProblem(bucket)) return false;
-    const stats = await lstat(this.layout.bucketDir(bucket)).catch(() => undefined);
+    const stats = await this.calls.lstat(this.layout.bucketDir(bucket)).catch(() => undefined);
     return stats?.isDirectory() ?? false;
   }
 
@@ -279,35 +288,109 @@ export class ObjectStore {
     await this.checkPlacement(bucket, key, target);
 
     const temp = this.writeFolders.own.entry(randomUUID());
-    const where = `writing object "${printable(key)}" in bucket "${bucket}"`;
     let file: FileHandle | undefined;
-    let record: MetadataRecord | undefined;
-    let published = false;
     const wanted = new Set<HashAlgorithm>(options.digests ?? []);
     if (options.etag === undefined || options.expectedMd5) wanted.add("md5");
-    const hashes = this.pool.session([...wanted]);
+    // A small body announced by its length is read into memory, hashed inline and written in one call.
+    const small = options.expectedSize !== undefined && options.expectedSize <= SMALL_BODY_BYTES && hashesInline(wanted);
+    const hashes = small ? undefined : this.pool.session([...wanted]);
+    let bytes: number;
+    let digests: Partial<Record<HashAlgorithm, Buffer>>;
     try {
       file = await open(temp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o644);
-      const writer = new TempObjectWriter(file, hashes, this.maxObjectBytes, this.durability === "full");
-      await pipeline(body, writer);
-      const digests = await hashes.digest();
-      if (options.expectedSize !== undefined && writer.bytes !== options.expectedSize) {
-        throw new StorageError("IncompleteBody", `received ${writer.bytes} bytes, expected ${options.expectedSize}`);
+      if (hashes) {
+        const writer = new TempObjectWriter(file, hashes, this.maxObjectBytes, this.durability === "full");
+        await pipeline(body, writer);
+        digests = await hashes.digest();
+        bytes = writer.bytes;
+      } else {
+        const data = await readAtMost(body, options.expectedSize! + 1);
+        if (data.length > this.maxObjectBytes) throw new StorageError("EntityTooLarge", `the object is larger than the limit of ${this.maxObjectBytes} bytes`);
+        digests = digestInline(data, wanted);
+        await writeFully(file, data, 0);
+        bytes = data.length;
+      }
+      if (options.expectedSize !== undefined && bytes !== options.expectedSize) {
+        throw new StorageError("IncompleteBody", `received ${bytes} bytes, expected ${options.expectedSize}`);
       }
       const md5 = digests.md5;
       if (options.expectedMd5 && md5 && !options.expectedMd5.equals(md5)) {
         throw new StorageError("BadDigest", `the body's MD5 ${md5.toString("base64")} does not match Content-MD5 ${options.expectedMd5.toString("base64")}`);
       }
-      await options.verify?.({ bytes: writer.bytes, digests });
+      await options.verify?.({ bytes, digests });
+    } catch (err) {
+      hashes?.abort();
+      await file?.close().catch(() => undefined);
+      await rm(temp, { force: true }).catch(() => undefined);
+      // A client that went away mid-body is not an I/O error of ours (it was logged as a 500).
+      if (clientAborted(err)) throw new StorageError("IncompleteBody", "the request body ended early (the client closed the connection)", undefined, { cause: err });
+      throw errnoOf(err) ? fromFsError(err, `writing object "${printable(key)}" in bucket "${bucket}"`, target) : err;
+    }
+    return this.publishWritten({ bucket, key, target, temp, file, bytes, digests, options, ownsTemp: true });
+  }
+
+  /**
+   * Publishes a finished file of this filesystem (a multipart upload assembled in place) as the object
+   * under `key`, with `options.etag` as its ETag: the same metadata record, fsyncs and atomic rename as
+   * put(), without copying the bytes. The file is moved, not copied; if publishing fails it stays where it was.
+   *
+   * The file is `name` in an open folder (inBucketFolder() of the store that holds it), reached and
+   * renamed through that folder's descriptor: a folder on the way swapped for a link is not followed,
+   * and neither is the file itself if it is one.
+   */
+  async publishFile(bucket: string, key: string, from: { dir: OpenDir; name: string }, options: PutOptions & { etag: string }): Promise<PutResult> {
+    this.assertWritable();
+    this.checkKey(key);
+    await this.requireBucket(bucket);
+    const target = this.layout.objectPath(bucket, key);
+    await this.checkPlacement(bucket, key, target);
+    const where = `publishing object "${printable(key)}" in bucket "${bucket}"`;
+    const source = from.dir.entry(from.name);
+    const file = await open(source, constants.O_WRONLY | constants.O_NOFOLLOW).catch((err: unknown) => {
+      throw fromFsError(err, where, target);
+    });
+    const stats = await file.stat().catch(async (err: unknown) => {
+      await file.close().catch(() => undefined);
+      throw fromFsError(err, where, target);
+    });
+    if (!stats.isFile()) {
+      await file.close().catch(() => undefined);
+      throw new StorageError("Io", `${where}: the file to publish is not a regular file`);
+    }
+    return this.publishWritten({ bucket, key, target, temp: source, file, bytes: stats.size, digests: {}, options, ownsTemp: false });
+  }
+
+  /**
+   * The second half of a write, once the body is in `temp` (open as `file`; an entry of an open
+   * folder): its metadata record, fsyncs, and the rename over the key, one at a time with the key's
+   * other publishes and deletes. On failure the record is removed, and the temp file too if the
+   * store created it.
+   */
+  private async publishWritten(w: {
+    bucket: string;
+    key: string;
+    target: string;
+    temp: string;
+    file: FileHandle;
+    bytes: number;
+    digests: Partial<Record<HashAlgorithm, Buffer>>;
+    options: PutOptions;
+    ownsTemp: boolean;
+  }): Promise<PutResult> {
+    const { bucket, key, target, temp, options } = w;
+    let file: FileHandle | undefined = w.file;
+    let record: MetadataRecord | undefined;
+    let published = false;
+    try {
       const now = new Date();
       await file.utimes(now, now);
       const stats = await file.stat({ bigint: true });
       record = {
         v: 1,
         key,
-        size: writer.bytes,
+        size: w.bytes,
         // The record keeps the ETag under its v1 name `md5` (see MetadataRecord).
-        md5: options.etag ?? md5!.toString("hex"),
+        md5: options.etag ?? w.digests.md5!.toString("hex"),
         lastModified: now.getTime(),
         contentType: options.contentType ?? DEFAULT_CONTENT_TYPE,
         ...(options.contentEncoding ? { contentEncoding: options.contentEncoding } : {}),
@@ -332,17 +415,36 @@ export class ObjectStore {
       } finally {
         await previous?.handle?.close().catch(() => undefined);
       }
-      return { ...this.info(bucket, key, record), etag: record.md5, digests };
+      return { ...this.info(bucket, key, record), etag: record.md5, digests: w.digests };
     } catch (err) {
-      hashes.abort();
       await file?.close().catch(() => undefined);
       if (!published) {
-        await rm(temp, { force: true }).catch(() => undefined);
+        if (w.ownsTemp) await rm(temp, { force: true }).catch(() => undefined);
         if (record) await this.removeRecord(bucket, key, record.ino).catch(() => undefined);
       }
-      // A client that went away mid-body is not an I/O error of ours (it was logged as a 500).
-      if (clientAborted(err)) throw new StorageError("IncompleteBody", "the request body ended early (the client closed the connection)", undefined, { cause: err });
-      throw errnoOf(err) ? fromFsError(err, where, target) : err;
+      throw errnoOf(err) ? fromFsError(err, `writing object "${printable(key)}" in bucket "${bucket}"`, target) : err;
+    }
+  }
+
+  /**
+   * Runs `work` on the bucket's folder, opened from the root without following a link (NoSuchBucket
+   * if it is missing, a link or a file), closing it afterwards. For files kept beside the objects (a
+   * multipart upload's data file): everything done to them goes through `dir.entry(name)`.
+   */
+  async inBucketFolder<T>(bucket: string, work: (dir: OpenDir) => Promise<T>): Promise<T> {
+    this.checkBucketName(bucket);
+    let chain: DirChain;
+    try {
+      chain = openChain(this.writeFolders.root, [bucket]);
+    } catch (err) {
+      const code = errnoOf(err);
+      if (code === "ENOENT" || code === "ELOOP" || code === "ENOTDIR") throw new StorageError("NoSuchBucket", `bucket "${bucket}" does not exist`, undefined, { cause: err });
+      throw fromFsError(err, `opening bucket "${bucket}"`, this.layout.bucketDir(bucket));
+    }
+    try {
+      return await work(chain.last);
+    } finally {
+      chain.close();
     }
   }
 
@@ -361,16 +463,17 @@ export class ObjectStore {
     this.checkKey(key);
     this.checkBucketName(bucket);
     const path = this.layout.objectPath(bucket, key);
+    const calls = this.calls;
     // The hot path for small GETs: one realpath proves the bucket and every folder on the way exist
     // and are not links; only a miss asks which one is missing (bucket or key).
     const missing = async () => {
       await this.requireBucket(bucket);
       return new StorageError("NoSuchKey", `no object "${printable(key)}" in bucket "${bucket}"`);
     };
-    if ((await confine(dirname(path))) !== "inside") throw await missing();
+    if ((await confine(dirname(path), calls)) !== "inside") throw await missing();
     let fd: number;
     try {
-      fd = await openFd(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+      fd = await calls.open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
     } catch (err) {
       const code = errnoOf(err);
       if (code === "ENOENT" || code === "ELOOP" || code === "ENOTDIR") throw await missing();
@@ -380,18 +483,18 @@ export class ObjectStore {
     let record: MetadataRecord | undefined;
     let replaced = false;
     try {
-      stats = await fstatFd(fd);
+      stats = await calls.fstat(fd);
       if (!stats.isFile()) throw await missing();
       record = await this.metadata.lookup(bucket, key, stats);
       // An overwrite or delete removes the old version's record right after its rename or unlink;
       // a miss on a file that is no longer at the path means it was replaced: open the current one.
-      if (!record && attempt < OPEN_ATTEMPTS) replaced = !(await isAtPath(path, stats));
+      if (!record && attempt < OPEN_ATTEMPTS) replaced = !(await isAtPath(path, stats, calls));
     } catch (err) {
-      await closeFd(fd).catch(() => undefined);
+      await calls.close(fd).catch(() => undefined);
       throw errnoOf(err) ? fromFsError(err, `reading object "${printable(key)}"`, path) : err;
     }
     if (replaced) {
-      await closeFd(fd).catch(() => undefined);
+      await calls.close(fd).catch(() => undefined);
       return this.openVersion(bucket, key, attempt + 1);
     }
     const truncated = () => new StorageError("Io", `object "${printable(key)}" ended early (truncated behind the store's back)`, path);
@@ -409,16 +512,17 @@ export class ObjectStore {
       async read(range) {
         if (used) throw new Error("read() after stream() or close()");
         used = true;
+        // For small ranges (sendObjectBytes: up to 256 KiB), mostly in the page cache: synchronous on a local disk.
         try {
           const bytes = Buffer.allocUnsafe(range.end - range.start + 1);
           for (let done = 0; done < bytes.length; ) {
-            const bytesRead = await readFd(fd, bytes, done, bytes.length - done, range.start + done);
+            const bytesRead = await calls.read(fd, bytes, done, bytes.length - done, range.start + done);
             if (bytesRead === 0) throw truncated();
             done += bytesRead;
           }
           return bytes;
         } finally {
-          await closeFd(fd);
+          await calls.close(fd);
         }
       },
       async copyTo(out, range) {
@@ -433,7 +537,7 @@ export class ObjectStore {
       async close() {
         if (used) return;
         used = true;
-        await closeFd(fd);
+        await calls.close(fd);
       },
     };
   }
@@ -471,7 +575,7 @@ export class ObjectStore {
       const path = parent.entry(leaf);
       let found: Pinned | undefined;
       try {
-        found = await pin(path);
+        found = await pin(path, this.calls);
         if (!found?.stats.isFile()) {
           await found?.handle?.close();
           return missing();
@@ -533,16 +637,8 @@ export class ObjectStore {
   }
 
   /** Runs the publishes and deletes of one key one after another in this process (see perKey). */
-  private async oneAtATime<T>(bucket: string, key: string, work: () => Promise<T>): Promise<T> {
-    const id = `${bucket}\0${key}`;
-    const before = this.perKey.get(id) ?? Promise.resolve();
-    const mine = before.catch(() => undefined).then(work);
-    this.perKey.set(id, mine);
-    try {
-      return await mine;
-    } finally {
-      if (this.perKey.get(id) === mine) this.perKey.delete(id);
-    }
+  private oneAtATime<T>(bucket: string, key: string, work: () => Promise<T>): Promise<T> {
+    return this.perKey.run(`${bucket}\0${key}`, work);
   }
 
   /** A publish condition against what is at the key now (pinned: its record cannot change under us). */
@@ -579,17 +675,24 @@ export class ObjectStore {
   private async requireBucket(bucket: string): Promise<void> {
     this.checkBucketName(bucket);
     const dir = this.layout.bucketDir(bucket);
-    const state = await confine(dir);
-    if (state === "inside" && (await lstat(dir)).isDirectory()) return;
+    const state = await confine(dir, this.calls);
+    if (state === "inside") {
+      // Gone (moved aside, say, to put a link there) since confine looked: no such bucket either, not an I/O error.
+      const stats = await this.calls.lstat(dir).catch((err: unknown) => {
+        if (errnoOf(err) === "ENOENT" || errnoOf(err) === "ENOTDIR") return undefined;
+        throw err;
+      });
+      if (stats?.isDirectory()) return;
+    }
     throw new StorageError("NoSuchBucket", `bucket "${bucket}" does not exist`, state === "missing" ? undefined : dir);
   }
 
   /** Fails early, before the body is read, when the key cannot be placed: `a/b` vs `a/b/c`. */
   private async checkPlacement(bucket: string, key: string, target: string): Promise<void> {
-    const state = await confine(dirname(target));
+    const state = await confine(dirname(target), this.calls);
     if (state === "missing") return;
     if (state !== "inside") throw await this.placementConflict(bucket, key);
-    const stats = await lstat(target).catch(() => undefined);
+    const stats = await this.calls.lstat(target).catch(() => undefined);
     if (stats?.isDirectory()) throw this.prefixConflict(bucket, key);
   }
 
@@ -614,13 +717,9 @@ export class ObjectStore {
     const { dirs, name } = this.layout.metaSegments(bucket, record.key, record.ino);
     const temp = this.writeFolders.own.entry(`${randomUUID()}.json`);
     try {
-      const file = await open(temp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o600);
-      try {
-        await file.writeFile(JSON.stringify(record));
-        if (this.durability === "full") await file.datasync();
-      } finally {
-        await file.close();
-      }
+      // Raw descriptors: a FileHandle costs about three times their event-loop time, on every write.
+      await writeDurably(temp, Buffer.from(JSON.stringify(record)), this.durability === "full");
+      // openChain creates a record folder only when opening it fails with ENOENT (after the key's first write it is there).
       for (let attempt = 1; ; attempt++) {
         try {
           await inChain(this.writeFolders.meta, dirs, 0o700, async (chain) => {
@@ -679,7 +778,7 @@ export class ObjectStore {
       try {
         const parent = chain.last;
         const target = parent.entry(leaf);
-        const previous = await pin(target).catch(() => undefined);
+        const previous = await pin(target, this.calls).catch(() => undefined);
         let handedOver = false;
         try {
           if (previous?.stats.isDirectory()) throw this.prefixConflict(bucket, key);
@@ -764,22 +863,7 @@ export class ObjectStore {
    */
   private async syncDirs(dirs: string[]): Promise<void> {
     if (this.durability !== "full") return;
-    await Promise.all(
-      [...new Set(dirs)].map(async (dir) => {
-        let handle: FileHandle;
-        try {
-          handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
-        } catch (err) {
-          if (errnoOf(err) === "ENOENT") return;
-          throw err;
-        }
-        try {
-          await handle.sync();
-        } finally {
-          await handle.close();
-        }
-      }),
-    );
+    await Promise.all([...new Set(dirs)].map((dir) => this.dirSync.sync(dir)));
   }
 }
 
@@ -824,8 +908,8 @@ async function copyRange(fd: number, out: Writable, range: { start: number; end:
 const OPEN_ATTEMPTS = 10;
 
 /** Whether the file at `path` is still the one with these stats. */
-async function isAtPath(path: string, stats: BigIntStats): Promise<boolean> {
-  const now = await lstat(path, { bigint: true }).catch(() => undefined);
+async function isAtPath(path: string, stats: BigIntStats, calls: FileCalls): Promise<boolean> {
+  const now = await calls.lstat(path).catch(() => undefined);
   return now !== undefined && now.ino === stats.ino && now.dev === stats.dev && now.mtimeNs === stats.mtimeNs && now.size === stats.size;
 }
 
@@ -841,8 +925,8 @@ interface Pinned {
  * does), whose record then has the same name: whoever removes the record of a replaced or deleted
  * version must hold the version open until the record is gone, or it may remove the new file's.
  */
-async function pin(path: string): Promise<Pinned | undefined> {
-  const stats = await lstat(path, { bigint: true }).catch((err: unknown) => {
+async function pin(path: string, calls: FileCalls): Promise<Pinned | undefined> {
+  const stats = await calls.lstat(path).catch((err: unknown) => {
     if (errnoOf(err) === "ENOENT" || errnoOf(err) === "ENOTDIR") return undefined;
     throw err;
   });
@@ -854,7 +938,7 @@ async function pin(path: string): Promise<Pinned | undefined> {
     const code = errnoOf(err);
     if (code === "ENOENT" || code === "ENOTDIR") return undefined;
     if (code === "EACCES" || code === "EPERM") return { stats };
-    if (code === "ELOOP") return pin(path);
+    if (code === "ELOOP") return pin(path, calls);
     throw err;
   }
   try {
@@ -866,6 +950,18 @@ async function pin(path: string): Promise<Pinned | undefined> {
     await handle.close().catch(() => undefined);
     throw err;
   }
+}
+
+/** The whole body, or its first `limit` bytes when it is longer (the caller then sees the length is wrong). */
+async function readAtMost(body: Readable | AsyncIterable<Uint8Array>, limit: number): Promise<Buffer> {
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  for await (const chunk of body as AsyncIterable<Uint8Array>) {
+    chunks.push(chunk);
+    length += chunk.length;
+    if (length >= limit) break;
+  }
+  return Buffer.concat(chunks, Math.min(length, limit));
 }
 
 /** After `mkdir -p` created `first` … `deepest`, the directories whose entries changed. */

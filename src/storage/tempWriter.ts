@@ -40,6 +40,8 @@ export class TempObjectWriter extends Writable {
     private readonly hashes: HashSession,
     private readonly maxBytes: number,
     private readonly durable = false,
+    /** Where in the file the body starts (a multipart part written at its place in the object). */
+    private readonly startAt = 0,
   ) {
     super({ highWaterMark: STAGING_BUFFER_BYTES });
   }
@@ -94,7 +96,7 @@ export class TempObjectWriter extends Writable {
   private dispatch(buffer: ArrayBuffer, length: number): void {
     const position = this.dispatched;
     this.dispatched += length;
-    const written = this.writeFully(new Uint8Array(buffer, 0, length), position);
+    const written = writeFully(this.file, new Uint8Array(buffer, 0, length), this.startAt + position);
     // Keep the rejection handled here; it surfaces through the chain.
     written.catch(() => undefined);
     // Buffers go to the worker in stream order as soon as their write is done, without waiting for
@@ -158,14 +160,6 @@ export class TempObjectWriter extends Writable {
     wake?.();
   }
 
-  /** A short write is not an error by itself (a full disk writes what fits first); the retry then fails with ENOSPC. */
-  private async writeFully(bytes: Uint8Array, position: number): Promise<void> {
-    for (let done = 0; done < bytes.length; ) {
-      const { bytesWritten } = await this.file.write(bytes, done, bytes.length - done, position + done);
-      if (bytesWritten === 0) throw Object.assign(new Error("the file accepted no bytes"), { code: "EIO" });
-      done += bytesWritten;
-    }
-  }
 
   private async takeBuffer(): Promise<ArrayBuffer> {
     for (;;) {
@@ -187,5 +181,14 @@ export class TempObjectWriter extends Writable {
 
   private wakeAll(): void {
     for (const wake of this.waitingForBuffer.splice(0)) wake();
+  }
+}
+
+/** Writes all of `bytes` at `position`. A short write is not an error by itself (a full disk writes what fits first); the retry then fails with ENOSPC. */
+export async function writeFully(file: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
+  for (let done = 0; done < bytes.length; ) {
+    const { bytesWritten } = await file.write(bytes, done, bytes.length - done, position + done);
+    if (bytesWritten === 0) throw Object.assign(new Error("the file accepted no bytes"), { code: "EIO" });
+    done += bytesWritten;
   }
 }

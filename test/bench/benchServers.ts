@@ -110,6 +110,24 @@ export function wrkRun(url: string, duration: number, options: { script?: string
   return { rate: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)![1]), p99Ms: Number(p99[1]) * unit };
 }
 
+/** A Lua script for wrk (written to `file`): PUT the body file named by $BODY, cycling through `paths`. */
+export function wrkPutScript(file: string, paths: string[]): string {
+  const lines = [
+    "-- wrk: PUT the body file named by BODY, cycling through the paths.",
+    'local f = assert(io.open(os.getenv("BODY"), "rb"))',
+    'local body = f:read("*a")',
+    "f:close()",
+    `local paths = { ${paths.map((p) => JSON.stringify(p)).join(", ")} }`,
+    "local i = 0",
+    "request = function()",
+    "  i = i % #paths + 1",
+    '  return wrk.format("PUT", paths[i], nil, body)',
+    "end",
+  ];
+  writeFileSync(file, `${lines.join("\n")}\n`);
+  return file;
+}
+
 /**
  * `hey -c32` for `duration` seconds with Go limited to one core (like wrk -t1): for HEAD, which wrk
  * cannot measure (its parser waits for the body a HEAD response's Content-Length announces).

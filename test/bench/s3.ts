@@ -2,22 +2,18 @@
 // against nginx (sendfile GET, WebDAV PUT), the store's own write path without HTTP, the raw disk
 // and the single-core hash rates, every baseline measured in the same run on the same disk.
 // Goals: G1–G4, G6 and G8 of s3.md §11.3. Everything lives in one temp dir.
-import { execFile } from "node:child_process";
-import { createHash, randomBytes, randomFillSync } from "node:crypto";
+import { randomBytes, randomFillSync } from "node:crypto";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
-import http from "node:http";
 import os from "node:os";
 import path from "node:path";
-import { promisify } from "node:util";
 import { HashPool } from "../../src/storage/hashPool.js";
 import { ObjectStore } from "../../src/storage/store.js";
-import { repoRoot } from "../cluster/binaries.js";
 import { freePort, type Child } from "../cluster/processes.js";
-import { CREDENTIALS_FILE_TEXT } from "../s3/harness.js";
-import { presignTarget, signedChunkedPut, signRequest, type RawRequest } from "../s3/signer.js";
-import { gibps, hashRate, heyRun, runBench, nginxVersion, rawDurableWrite, seconds, startNginx, startServer, syncDisk, wrkRun, type BenchDir, type WrkResult } from "./benchServers.js";
+import { presignTarget, signRequest } from "../s3/signer.js";
+import { gibps, hashRate, heyRun, runBench, nginxVersion, rawDurableWrite, seconds, startNginx, syncDisk, wrkPutScript, wrkRun, type BenchDir, type WrkResult } from "./benchServers.js";
 import { machine, ratio, renderSection, type Row } from "./report.js";
+import { BUCKET, buildPut, closeAgent, curlGets, describe, expectStatus, freshAgent, listAll, multipartUpload, payload, planParts, s3Delete, s3Put, startS3, MODE_NAMES, type MultipartPhases, type PutMode, type S3Server } from "./s3Client.js";
 import { cpuSeconds, repeatedBody } from "./storageHelpers.js";
 
 const KiB = 1024;
@@ -35,6 +31,8 @@ const LARGE_BYTES = mib(GiB);
 const PART_BYTES = 5 * MiB;
 /** Velero's uploader (the AWS SDK's s3 manager) sends up to 5 parts at once. */
 const PART_CONCURRENCY = 5;
+/** Seconds spent in the last multipart uploads' phases, by mode. */
+const mpuPhases = new Map<string, MultipartPhases[]>();
 const SMALL_BYTES = 4 * KiB;
 const LIST_KEYS = Math.max(100, Math.round(10_000 * SCALE));
 const WRK_SECONDS = Number(process.env.BENCH_SECONDS ?? (SCALE < 1 ? 1 : 5));
@@ -44,27 +42,15 @@ const ROUNDS = 3;
 const SMALL_GETS = 8;
 /** Distinct keys the 4 KiB PUT loops cycle through. */
 const PUT_KEYS = 1000;
-const BUCKET = "bench";
 
-const execFileAsync = promisify(execFile);
 const log = (line: string) => console.log(`[bench:s3] ${line}`);
 /** The 1-minute load average, logged at the start of each figure: other work on the machine skews figures. */
 const load = () => `(load ${os.loadavg()[0]!.toFixed(2)})`;
 const began = performance.now();
 const dir = mkdtempSync(path.join(os.tmpdir(), "app-snapshots-s3-bench-"));
-const cli = path.join(repoRoot, "dist/src/cli.js");
 const cores = os.availableParallelism();
 const children: Child[] = [];
 const bench: BenchDir = { dir, children };
-/**
- * Keep-alive connections for every request; replaced before each figure, so no connection sits idle
- * for the server's 95 s keep-alive timeout and races its close with our next request.
- */
-let agent = new http.Agent({ keepAlive: true });
-function freshAgent(): void {
-  agent.destroy();
-  agent = new http.Agent({ keepAlive: true });
-}
 
 const fmt = (rate: number) => `${rate.toFixed(2)} GiB/s`;
 const median = (xs: number[]) => {
@@ -75,213 +61,6 @@ const median = (xs: number[]) => {
 const req = (rate: number) => `${rate.toFixed(0)} req/s`;
 const ms = (value: number) => `${value.toFixed(2)} ms`;
 
-// --- HTTP client -------------------------------------------------------------------------------
-
-interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  text: string;
-  bytes: number;
-}
-
-/** The request (headers, body length) and the reply, for an error message. */
-function describe(request: RawRequest, reply?: Reply): string {
-  const parts = Array.isArray(request.body) ? request.body : request.body ? [request.body] : [];
-  const lines = [`> ${request.method} ${request.target} HTTP/1.1`, ...Object.entries(request.headers).map(([n, v]) => `> ${n}: ${v}`), `> (body: ${parts.reduce((s, p) => s + p.length, 0)} bytes)`];
-  if (reply) lines.push(`< HTTP ${reply.status}`, ...Object.entries(reply.headers).map(([n, v]) => `< ${n}: ${String(v)}`), `< ${reply.text.slice(0, 4000)}`);
-  return lines.join("\n");
-}
-
-/**
- * Sends a request over the keep-alive agent: a pre-built body (one Buffer, or a list written in one
- * corked batch), so the client costs little. The reply's body is kept as text (`discard`: only counted).
- */
-function send(port: number, request: RawRequest, options: { discard?: boolean } = {}): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const r = http.request({ host: "127.0.0.1", port, method: request.method, path: request.target, headers: request.headers, agent }, (res) => {
-      const chunks: Buffer[] = [];
-      let bytes = 0;
-      res.on("data", (c: Buffer) => {
-        bytes += c.length;
-        if (!options.discard) chunks.push(c);
-      });
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString("utf8"), bytes }));
-      res.on("error", reject);
-    });
-    r.on("error", (error) => reject(new Error(`${error.message}\n${describe(request)}`)));
-    const parts = Array.isArray(request.body) ? request.body : request.body ? [request.body] : [];
-    if (parts.length > 1) r.cork();
-    for (const part of parts) r.write(part);
-    r.end();
-  });
-}
-
-/** Sends and insists on one of `statuses` (and, for 200 answers, no S3 error document). */
-async function expectStatus(port: number, request: RawRequest, statuses: number[], what: string, options: { discard?: boolean } = {}): Promise<Reply> {
-  let reply: Reply;
-  try {
-    reply = await send(port, request, options);
-  } catch (error) {
-    throw new Error(`${what}: ${(error as Error).message}`, { cause: error });
-  }
-  if (!statuses.includes(reply.status) || /<Error>/.test(reply.text)) throw new Error(`${what}: expected HTTP ${statuses.join(" or ")}, got:\n${describe(request, reply)}`);
-  return reply;
-}
-
-/** A PUT body from memory with its digests, computed once (a client would compute them per upload). */
-interface Payload {
-  body: Buffer;
-  md5Base64: string;
-  md5Hex: string;
-  sha256Hex: string;
-}
-
-function payload(body: Buffer): Payload {
-  const md5 = createHash("md5").update(body).digest();
-  return { body, md5Base64: md5.toString("base64"), md5Hex: md5.toString("hex"), sha256Hex: createHash("sha256").update(body).digest("hex") };
-}
-
-type PutMode = "unsigned" | "chunked" | "sha256";
-const MODE_NAMES: Record<PutMode, string> = {
-  unsigned: "UNSIGNED-PAYLOAD + Content-MD5",
-  chunked: "signed aws-chunked (STREAMING-AWS4-HMAC-SHA256-PAYLOAD, 64 KiB chunks) + Content-MD5",
-  sha256: "hex SHA-256 payload hash",
-};
-
-/**
- * A single PUT as each client sends it: kopia over HTTPS (UNSIGNED-PAYLOAD + Content-MD5), kopia
- * over HTTP (minio-go's signed 64 KiB aws-chunked body + Content-MD5, Content-Type unsigned), and a
- * hex SHA-256 payload hash (the AWS SDKs over HTTP). The aws-chunked body is a list of the payload's
- * 64 KiB slices and the framing lines: nothing is copied.
- */
-async function buildPut(mode: PutMode, host: string, key: string, p: Payload): Promise<RawRequest> {
-  const target = `/${BUCKET}/${key}`;
-  const kopia = { "content-type": "application/x-kopia", "content-md5": p.md5Base64 };
-  if (mode === "chunked") return signedChunkedPut(target, host, p.body, kopia, { unsigned: ["content-type"] });
-  const headers = { "content-length": String(p.body.length), ...(mode === "unsigned" ? kopia : { "content-type": "application/octet-stream" }) };
-  const signed = await signRequest({ method: "PUT", target, headers }, host, { payloadHash: mode === "unsigned" ? "UNSIGNED-PAYLOAD" : p.sha256Hex });
-  return { ...signed, body: p.body };
-}
-
-// --- S3 operations -----------------------------------------------------------------------------
-
-interface S3Server {
-  name: string;
-  port: number;
-  host: string;
-  child: Child;
-}
-
-async function startS3(name: string, root: string, durability: "full" | "none"): Promise<S3Server> {
-  mkdirSync(root);
-  const port = await freePort();
-  const credentials = path.join(dir, "credentials");
-  writeFileSync(credentials, CREDENTIALS_FILE_TEXT, { mode: 0o600 });
-  const child = await startServer(
-    bench,
-    name,
-    process.execPath,
-    [cli, "storage", "--root", root, "--s3-listen", `127.0.0.1:${port}`, "--credentials", credentials, "--health-listen", "none", "--durability", durability, "--drain-delay", "0"],
-    `http://127.0.0.1:${port}/`,
-    { LOG_LEVEL: "warn" },
-  );
-  const server = { name, port, host: `127.0.0.1:${port}`, child };
-  await expectStatus(port, await signRequest({ method: "PUT", target: `/${BUCKET}`, headers: {} }, server.host), [200], `${name}: CreateBucket`);
-  return server;
-}
-
-async function s3Delete(server: S3Server, key: string): Promise<void> {
-  await expectStatus(server.port, await signRequest({ method: "DELETE", target: `/${BUCKET}/${key}`, headers: {} }, server.host), [204], `${server.name}: DeleteObject ${key}`);
-}
-
-async function s3Put(server: S3Server, mode: PutMode, key: string, p: Payload): Promise<void> {
-  const request = await buildPut(mode, server.host, key, p);
-  const reply = await expectStatus(server.port, request, [200], `${server.name}: PutObject (${mode})`);
-  if (reply.headers.etag !== `"${p.md5Hex}"`) throw new Error(`${server.name}: PutObject answered ETag ${reply.headers.etag}, expected "${p.md5Hex}":\n${describe(request, reply)}`);
-}
-
-/** Part digests of the multipart body, computed once. */
-interface PartPlan {
-  data: Buffer;
-  parts: Array<{ number: number; body: Buffer; sha256Hex: string }>;
-}
-
-function planParts(data: Buffer): PartPlan {
-  const parts: PartPlan["parts"] = [];
-  for (let at = 0, number = 1; at < data.length; at += PART_BYTES, number++) {
-    const body = data.subarray(at, Math.min(data.length, at + PART_BYTES));
-    parts.push({ number, body, sha256Hex: createHash("sha256").update(body).digest("hex") });
-  }
-  return { data, parts };
-}
-
-/** Seconds spent in the last multipart uploads' phases, by mode. */
-const mpuPhases = new Map<string, Array<{ parts: number; complete: number }>>();
-
-/** CreateMultipartUpload, every part (PART_CONCURRENCY at a time), CompleteMultipartUpload; records the phases' durations. */
-async function multipartUpload(server: S3Server, key: string, plan: PartPlan, payloadHash: "sha256" | "unsigned"): Promise<void> {
-  const started = performance.now();
-  const target = `/${BUCKET}/${key}`;
-  const created = await expectStatus(server.port, await signRequest({ method: "POST", target: `${target}?uploads=`, headers: { "content-type": "application/octet-stream" } }, server.host), [200], "CreateMultipartUpload");
-  const uploadId = /<UploadId>([^<]+)<\/UploadId>/.exec(created.text)?.[1];
-  if (!uploadId) throw new Error(`CreateMultipartUpload answered no UploadId:\n${created.text}`);
-  const etags = new Map<number, string>();
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: PART_CONCURRENCY }, async () => {
-      while (next < plan.parts.length) {
-        const part = plan.parts[next++]!;
-        const signed = await signRequest(
-          { method: "PUT", target: `${target}?partNumber=${part.number}&uploadId=${encodeURIComponent(uploadId)}`, headers: { "content-length": String(part.body.length) } },
-          server.host,
-          { payloadHash: payloadHash === "sha256" ? part.sha256Hex : "UNSIGNED-PAYLOAD" },
-        );
-        const reply = await expectStatus(server.port, { ...signed, body: part.body }, [200], `UploadPart ${part.number}`);
-        etags.set(part.number, String(reply.headers.etag));
-      }
-    }),
-  );
-  const partsDone = performance.now();
-  const xml = `<CompleteMultipartUpload>${plan.parts.map((p) => `<Part><PartNumber>${p.number}</PartNumber><ETag>${etags.get(p.number)}</ETag></Part>`).join("")}</CompleteMultipartUpload>`;
-  const complete = await signRequest({ method: "POST", target: `${target}?uploadId=${encodeURIComponent(uploadId)}`, headers: { "content-type": "application/xml" }, body: Buffer.from(xml) }, server.host);
-  const done = await expectStatus(server.port, complete, [200], "CompleteMultipartUpload");
-  const etag = /<ETag>([^<]+)<\/ETag>/.exec(done.text)?.[1]?.replaceAll("&quot;", '"');
-  if (!etag?.endsWith(`-${plan.parts.length}"`)) throw new Error(`CompleteMultipartUpload answered no multipart ETag:\n${done.text}`);
-  const phases = mpuPhases.get(payloadHash) ?? mpuPhases.set(payloadHash, []).get(payloadHash)!;
-  phases.push({ parts: (partsDone - started) / 1000, complete: seconds(partsDone) });
-}
-
-/** Every page of ListObjectsV2 under `prefix` as kopia asks for it; resolves with the number of keys. */
-async function listAll(server: S3Server, prefix: string): Promise<number> {
-  let keys = 0;
-  let token: string | undefined;
-  for (let page = 0; ; page++) {
-    const query = `list-type=2&encoding-type=url&prefix=${encodeURIComponent(prefix)}&delimiter=%2F&fetch-owner=true&max-keys=1000${token ? `&continuation-token=${encodeURIComponent(token)}` : ""}`;
-    const reply = await expectStatus(server.port, await signRequest({ method: "GET", target: `/${BUCKET}/?${query}`, headers: {} }, server.host), [200], `ListObjectsV2 page ${page + 1}`);
-    keys += (reply.text.match(/<Key>/g) ?? []).length;
-    if (!/<IsTruncated>true<\/IsTruncated>/.test(reply.text)) return keys;
-    token = /<NextContinuationToken>([^<]+)<\/NextContinuationToken>/.exec(reply.text)?.[1]?.replace(/&(amp|lt|gt|quot|apos);/g, (_, e: string) => ({ amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" })[e]!);
-    if (!token) throw new Error(`ListObjectsV2 page ${page + 1} is truncated but has no NextContinuationToken:\n${reply.text.slice(0, 2000)}`);
-  }
-}
-
-// --- curl downloads ----------------------------------------------------------------------------
-
-/** GiB/s of `count` sequential GETs of one URL over one curl keep-alive connection (bytes over the sum of transfer times). */
-async function curlGets(url: string, headers: Record<string, string>, count: number, expectBytes: number): Promise<number> {
-  const args = ["-s", ...Object.entries(headers).flatMap(([name, value]) => (name === "host" ? [] : ["-H", `${name}: ${value}`])), "-w", "%{http_code} %{size_download} %{time_total}\n"];
-  for (let i = 0; i < count; i++) args.push("-o", "/dev/null", url);
-  const { stdout } = await execFileAsync("curl", args, { maxBuffer: 1 << 20 });
-  let bytes = 0;
-  let time = 0;
-  for (const line of stdout.trim().split("\n")) {
-    const [code, size, total] = line.split(" ").map(Number) as [number, number, number];
-    if (code !== 200 || size !== expectBytes) throw new Error(`curl GET ${url.split("?")[0]}: HTTP ${code}, ${size} bytes (expected 200 and ${expectBytes}); headers ${JSON.stringify(headers)}`);
-    bytes += size;
-    time += total;
-  }
-  return gibps(bytes, time);
-}
 
 // --- timed write loops -------------------------------------------------------------------------
 
@@ -321,13 +100,6 @@ async function timedPass(name: string, streams: number, perStream: number, bytes
 
 // --- wrk ---------------------------------------------------------------------------------------
 
-/** A Lua script for wrk: HEAD, or PUT of the 4 KiB body file cycling through `paths`. */
-function luaScript(name: string, lines: string[]): string {
-  const file = path.join(dir, name);
-  writeFileSync(file, `${lines.join("\n")}\n`);
-  return file;
-}
-
 interface WrkFigure {
   runs: WrkResult[];
   serverCores: number[];
@@ -346,8 +118,8 @@ async function main(): Promise<string> {
   await store.createBucket(BUCKET);
   let reader: ObjectStore | undefined;
   try {
-    const ours = await startS3("s3-server", s3Root, "full");
-    const noSync = await startS3("s3-server-nosync", path.join(dir, "s3-nosync"), "none");
+    const ours = await startS3(bench, "s3-server", s3Root, "full");
+    const noSync = await startS3(bench, "s3-server-nosync", path.join(dir, "s3-nosync"), "none");
     const nginxPort = await freePort();
     const nginxBase = `http://127.0.0.1:${nginxPort}`;
     // WebDAV PUT under /dav/ into <dir>/dav (temp file in <dir>/nginx/client_body, then rename; no fsync).
@@ -440,7 +212,7 @@ async function main(): Promise<string> {
     // --- 2. multipart upload of 1 GiB ---
     freshAgent();
     const data = randomFillSync(Buffer.allocUnsafe(LARGE_BYTES));
-    const plan = planParts(data);
+    const plan = planParts(data, PART_BYTES);
     const LARGE_KEY = "large/object.bin";
     log(`multipart ${LARGE_BYTES / MiB} MiB in ${plan.parts.length} parts of 5 MiB, ${PART_CONCURRENCY} at a time (end to end, Complete included), against nginx DAV PUT and store.put of the same bytes; ${ROUNDS} rounds ${load()}`);
     for (let round = 0; round < ROUNDS; round++) {
@@ -460,7 +232,8 @@ async function main(): Promise<string> {
       for (const mode of ["sha256", "unsigned"] as const) {
         const key = round === ROUNDS - 1 && mode === "unsigned" ? LARGE_KEY : `mpu/${mode}-${round}`;
         r = await timedPass(`mpu-${mode}`, 1, 1, LARGE_BYTES, ourPid, async () => {
-          await multipartUpload(ours, key, plan, mode);
+          const phases = await multipartUpload(ours, key, plan, mode, PART_CONCURRENCY);
+          (mpuPhases.get(mode) ?? mpuPhases.set(mode, []).get(mode)!).push(phases);
         });
         const phase = mpuPhases.get(mode)!.at(-1)!;
         results.push(`multipart ${mode} ${fmt(r)} (parts ${phase.parts.toFixed(1)} s, Complete ${phase.complete.toFixed(1)} s)`);
@@ -503,19 +276,7 @@ async function main(): Promise<string> {
     writeFileSync(bodyFile, small.body);
     const presigned = async (method: string, key: string) => `http://${ours.host}${await presignTarget(method, `/${BUCKET}/${key}`, ours.host, { expiresIn: 3600 })}`;
     const putPaths = await Promise.all(Array.from({ length: PUT_KEYS }, (_, i) => presignTarget("PUT", `/${BUCKET}/smallput/k${String(i).padStart(4, "0")}`, ours.host, { expiresIn: 3600 })));
-    const putScript = (name: string, paths: string[]) =>
-      luaScript(name, [
-        "-- wrk: PUT the 4 KiB body file named by BODY, cycling through the paths.",
-        'local f = assert(io.open(os.getenv("BODY"), "rb"))',
-        "local body = f:read(\"*a\")",
-        "f:close()",
-        `local paths = { ${paths.map((p) => JSON.stringify(p)).join(", ")} }`,
-        "local i = 0",
-        "request = function()",
-        "  i = i % #paths + 1",
-        '  return wrk.format("PUT", paths[i], nil, body)',
-        "end",
-      ]);
+    const putScript = (name: string, paths: string[]) => wrkPutScript(path.join(dir, name), paths);
     const putScripts = { ours: putScript("put-ours.lua", putPaths), nginx: putScript("put-nginx.lua", Array.from({ length: PUT_KEYS }, (_, i) => `/dav/small/k${String(i).padStart(4, "0")}`)) };
     // wrk cannot measure HEAD (its parser waits for the body the response's Content-Length announces): hey does HEAD.
     const loadTargets = {
@@ -694,4 +455,4 @@ async function main(): Promise<string> {
   }
 }
 
-await runBench({ section: "s3", dir, children, scale: SCALE, began, log, main, beforeStop: () => agent.destroy() });
+await runBench({ section: "s3", dir, children, scale: SCALE, began, log, main, beforeStop: closeAgent });

@@ -11,12 +11,13 @@ import type { Pod } from "../../src/pods/pod.js";
 import { cacheDir, pinnedVersions, repoRoot } from "../cluster/binaries.js";
 import { startControlPlane } from "../cluster/controlPlane.js";
 import { installAppSnapshotsCrds } from "../cluster/crds.js";
-import { freePort, startChild } from "../cluster/processes.js";
+import { freePort, startChild, type Child } from "../cluster/processes.js";
 import { until } from "../cluster/wait.js";
 import { applyPodMutatingWebhook, webhookProcess } from "../cluster/webhook.js";
 import { applyObjects, parseManifests } from "../../src/kube/apply.js";
 import { machine, ratio, writeSection } from "./report.js";
 import { admissionReview } from "../cluster/reviews.js";
+import { KYVERNO_WEBHOOK, startKyverno } from "./kyvernoPeer.js";
 
 const log = (line: string) => console.log(`[bench] ${line}`);
 const dir = mkdtempSync(path.join(os.tmpdir(), "app-snapshots-bench-"));
@@ -121,9 +122,33 @@ function histogramQuantile(buckets: Array<[number, number]>, q: number): number 
   return previous[0];
 }
 
-async function apiserverRun(): Promise<string[]> {
+interface AdmissionDurations {
+  count: number;
+  sum: number;
+  /** Cumulative buckets: [upper bound in seconds, count]. */
+  buckets: Array<[number, number]>;
+}
+
+/** The apiserver's admission-duration histogram for CREATE (only pods are created here) through the webhooks `named` picks, summed over them. */
+function admissionDurations(metrics: string, named: (name: string) => boolean): AdmissionDurations {
+  const series = metrics.split("\n").filter((l) => l.startsWith("apiserver_admission_webhook_admission_duration_seconds") && l.includes('operation="CREATE"') && named(/name="([^"]+)"/.exec(l)?.[1] ?? ""));
+  const value = (l: string) => Number(l.split(" ").at(-1));
+  const byBound = new Map<number, number>();
+  for (const l of series.filter((x) => x.includes("_bucket{"))) {
+    const bound = Number(/le="([^"]+)"/.exec(l)![1]!.replace("+Inf", "Infinity"));
+    byBound.set(bound, (byBound.get(bound) ?? 0) + value(l));
+  }
+  const total = (suffix: string) => series.filter((l) => l.includes(`${suffix}{`)).reduce((a, l) => a + value(l), 0);
+  const count = total("_count");
+  if (count === 0) throw new Error("the apiserver recorded no admission call for that webhook");
+  return { count, sum: total("_sum"), buckets: [...byBound.entries()].sort((a, b) => a[0] - b[0]) };
+}
+
+/** `oursRss`: our webhook's peak RSS in the runs above, beside Kyverno's here. */
+async function apiserverRun(oursRss: number): Promise<string[]> {
   const plane = await startControlPlane({ log });
   const webhook = await webhookProcess({ kubeconfigPath: plane.kubeconfigPath });
+  let kyverno: Child | undefined;
   try {
     const kc = plane.kubeConfig;
     await installAppSnapshotsCrds(kc);
@@ -149,19 +174,32 @@ async function apiserverRun(): Promise<string[]> {
     });
     const withWebhook: number[] = [];
     for (let i = 0; i < 300; i++) withWebhook.push(await create(`hooked-${i}`));
+    const ours = admissionDurations(String((await kubeRequest(kc, "GET", "/metrics")).body), (name) => name === "pods.appsnapshots.io");
 
-    const metrics = String((await kubeRequest(kc, "GET", "/metrics")).body);
-    const series = metrics.split("\n").filter((l) => l.startsWith("apiserver_admission_webhook_admission_duration_seconds") && l.includes('name="pods.appsnapshots.io"') && l.includes('operation="CREATE"'));
-    const value = (l: string) => Number(l.split(" ").at(-1));
-    const buckets = series
-      .filter((l) => l.includes("_bucket{"))
-      .map((l) => [Number(/le="([^"]+)"/.exec(l)![1]!.replace("+Inf", "Infinity")), value(l)] as [number, number])
-      .sort((a, b) => a[0] - b[0]);
-    const count = value(series.find((l) => l.includes("_count{"))!);
-    const sum = value(series.find((l) => l.includes("_sum{"))!);
+    // The peer: Kyverno with a policy that lists every volume for Velero, alone behind the same apiserver.
+    await kubeRequest(kc, "DELETE", "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/app-snapshots");
+    log(`starting Kyverno ${pinnedVersions().KYVERNO} as the second webhook`);
+    kyverno = await startKyverno(kc, plane.kubeconfigPath, dir);
+    await until(
+      "Kyverno to annotate a pod's volumes",
+      async () => {
+        const res = await kubeRequest(kc, "POST", "/api/v1/namespaces/shop/pods?dryRun=All", { ...pod, metadata: { ...pod.metadata, name: "kyverno-canary" } });
+        return (res.body as Pod).metadata?.annotations?.["backup.velero.io/backup-volumes"];
+      },
+      120_000,
+      500,
+    );
+    for (let i = 0; i < 20; i++) await create(`kyverno-warm-${i}`);
+    const withKyverno: number[] = [];
+    for (let i = 0; i < 300; i++) withKyverno.push(await create(`kyverno-${i}`));
+    const peer = admissionDurations(String((await kubeRequest(kc, "GET", "/metrics")).body), (name) => KYVERNO_WEBHOOK.test(name));
+    const kyvernoRss = peakRssMiB(kyverno.process.pid!);
+
+    const { count, sum, buckets } = ours;
     const under5 = buckets.find((b) => b[0] === 0.005)![1];
     const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
     const p99 = (xs: number[]) => sorted(xs)[Math.floor(xs.length * 0.99)]!;
+    const meanMs = (d: AdmissionDurations) => (d.sum / d.count) * 1000;
     return [
       `300 pod creates through kube-apiserver ${pinnedVersions().KUBERNETES} (one client, sequential), the ~10 KB pod, 20 policies:`,
       "",
@@ -174,8 +212,19 @@ async function apiserverRun(): Promise<string[]> {
       `| client-side create latency without a webhook: mean / p99 | ${mean(without).toFixed(2)} ms / ${p99(without).toFixed(2)} ms |`,
       `| client-side create latency with our webhook: mean / p99 | ${mean(withWebhook).toFixed(2)} ms / ${p99(withWebhook).toFixed(2)} ms |`,
       `| with / without (mean) | ${ratio(mean(withWebhook), mean(without))} |`,
+      "",
+      `The same 300 creates with Kyverno ${pinnedVersions().KYVERNO} as the only webhook (built from the Go module proxy, run outside a cluster against the same apiserver; \`test/bench/kyvernoPeer.ts\`), with a policy written from the documented behaviour of Kyverno's published Velero policy \`backup-all-volumes\` (\`test/bench/peers/backup-all-volumes.yaml\`: annotate every pod with volumes with \`backup.velero.io/backup-volumes\` listing them); Kyverno's own policies module is refused by the Go module proxy. Speed ratios are Kyverno's time over ours (above 1: ours is faster):`,
+      "",
+      "| measure | app-snapshots | Kyverno | speed ratio |",
+      "| --- | --- | --- | --- |",
+      `| apiserver-observed admission duration, mean | ${meanMs(ours).toFixed(2)} ms | ${meanMs(peer).toFixed(2)} ms | ${ratio(meanMs(peer), meanMs(ours))} |`,
+      `| … p50 / p99 (the apiserver's buckets) | ${(histogramQuantile(ours.buckets, 0.5) * 1000).toFixed(2)} / ${(histogramQuantile(ours.buckets, 0.99) * 1000).toFixed(2)} ms | ${(histogramQuantile(peer.buckets, 0.5) * 1000).toFixed(2)} / ${(histogramQuantile(peer.buckets, 0.99) * 1000).toFixed(2)} ms | ${ratio(histogramQuantile(peer.buckets, 0.5), histogramQuantile(ours.buckets, 0.5))} / ${ratio(histogramQuantile(peer.buckets, 0.99), histogramQuantile(ours.buckets, 0.99))} |`,
+      `| … calls counted | ${ours.count} | ${peer.count} | |`,
+      `| client-side create latency: mean / p99 | ${mean(withWebhook).toFixed(2)} / ${p99(withWebhook).toFixed(2)} ms | ${mean(withKyverno).toFixed(2)} / ${p99(withKyverno).toFixed(2)} ms | ${ratio(mean(withKyverno), mean(withWebhook))} / ${ratio(p99(withKyverno), p99(withWebhook))} |`,
+      `| peak RSS of the webhook process (VmHWM; ours from the wrk and hey runs above) | ${oursRss.toFixed(0)} MiB | ${kyvernoRss.toFixed(0)} MiB | ${ratio(kyvernoRss, oursRss)} |`,
     ];
   } finally {
+    await kyverno?.stop(3_000);
     await webhook.dispose();
     await plane.stop();
   }
@@ -223,7 +272,7 @@ async function main(): Promise<void> {
   const e = results[expressFloor.name]!;
 
   log("inside the real apiserver: 300 pod creates");
-  const apiserver = await apiserverRun();
+  const apiserver = await apiserverRun(o.rss);
 
   const lines = [
     "## Pod admission webhook",

@@ -15,14 +15,19 @@ import { bodyBytes } from "./crashCheck.js";
 export const MPU_BUCKET = "crash";
 export const MPU_KEY = "mpu/object";
 export const MPU_MIN_PART = 64 * 1024;
-const PART_SIZES = [3 * MPU_MIN_PART, 2 * MPU_MIN_PART + 17, 1000];
+/**
+ * Odd versions: parts of unequal sizes, which Complete copies; even ones: equal parts and a short last
+ * one, which the server writes in place and Complete publishes without copying (src/s3/partSlots.ts).
+ */
+const partSizes = (version: number) => (version % 2 === 1 ? [3 * MPU_MIN_PART, 2 * MPU_MIN_PART + 17, 1000] : [3 * MPU_MIN_PART, 3 * MPU_MIN_PART, 1000]);
 
 /** The parts of a version: three slices of one generated body, so the object is their concatenation. */
 export function versionParts(seed: string, version: number): Buffer[] {
-  const whole = bodyBytes(seed, MPU_KEY, version, PART_SIZES.reduce((a, b) => a + b, 0));
+  const sizes = partSizes(version);
+  const whole = bodyBytes(seed, MPU_KEY, version, sizes.reduce((a, b) => a + b, 0));
   const parts: Buffer[] = [];
   let at = 0;
-  for (const size of PART_SIZES) {
+  for (const size of sizes) {
     parts.push(whole.subarray(at, at + size));
     at += size;
   }

@@ -32,7 +32,8 @@ async function main(root: string, seed: string, first: number): Promise<never> {
     const id = await uploads.create({ bucket: MPU_BUCKET, key: MPU_KEY, userMetadata: {} });
     const parts: Array<{ partNumber: number; etag: string }> = [];
     for (const [index, part] of versionParts(seed, version).entries()) {
-      const result = await uploads.uploadPart(MPU_BUCKET, MPU_KEY, id, index + 1, Readable.from([part]), {});
+      // Sized like the S3 layer's parts (Content-Length): equal parts then go in place (src/s3/partSlots.ts).
+      const result = await uploads.uploadPart(MPU_BUCKET, MPU_KEY, id, index + 1, Readable.from([part]), { expectedSize: part.length });
       parts.push({ partNumber: index + 1, etag: result.etag });
     }
     say(`COMPLETE ${version}`);

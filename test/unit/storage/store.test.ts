@@ -141,11 +141,29 @@ describe("object store", () => {
     expect(tempFiles(root)).toEqual([]);
   });
 
+  it("stores a small body announced by its length with the same digests, and refuses one that is longer or shorter", async () => {
+    const bytes = randomBytes(4096);
+    const result = await store.put("velero", "small", body(bytes), { expectedSize: bytes.length, digests: ["sha256", "sha1"] });
+    expect(result.etag).toBe(md5(bytes));
+    expect(result.digests.sha256!.toString("hex")).toBe(createHash("sha256").update(bytes).digest("hex"));
+    expect(result.digests.sha1!.toString("hex")).toBe(createHash("sha1").update(bytes).digest("hex"));
+    expect((await read(store, "velero", "small")).equals(bytes)).toBe(true);
+    for (const expectedSize of [bytes.length - 1, bytes.length + 1]) {
+      const err = await failure(store.put("velero", "small", body(randomBytes(4096)), { expectedSize }));
+      expect(err.code).toBe("IncompleteBody");
+    }
+    expect((await read(store, "velero", "small")).equals(bytes)).toBe(true);
+    expect(tempFiles(root)).toEqual([]);
+    expect(metadataFiles(root)).toHaveLength(1);
+  });
+
   it("refuses objects over the size limit", async () => {
     const small = await ObjectStore.open(root, { maxObjectBytes: 1024 });
     try {
-      const err = await failure(small.put("velero", "big", body(randomBytes(4096))));
-      expect([err.code, err.message]).toEqual(["EntityTooLarge", "the object is larger than the limit of 1024 bytes"]);
+      for (const options of [{}, { expectedSize: 4096 }]) {
+        const err = await failure(small.put("velero", "big", body(randomBytes(4096)), options));
+        expect([err.code, err.message]).toEqual(["EntityTooLarge", "the object is larger than the limit of 1024 bytes"]);
+      }
       expect(existsSync(join(root, "velero", "big"))).toBe(false);
     } finally {
       await small.close();
@@ -358,6 +376,24 @@ describe("start-up and housekeeping", () => {
     const store = await ObjectStore.open(root, { shared: true });
     expect(readdirSync(tmp).filter((n) => n === "alive" || n === "dead")).toEqual(["alive"]);
     await store.close();
+  });
+
+  it("with a shared root, reads through the thread pool with the same answers", async () => {
+    const root = newRoot();
+    const store = await ObjectStore.open(root, { shared: true });
+    try {
+      await store.createBucket("velero");
+      await store.put("velero", "a/k", body("0123456789"));
+      expect((await read(store, "velero", "a/k")).toString()).toBe("0123456789");
+      const object = await store.open("velero", "a/k");
+      expect((await object.read({ start: 2, end: 4 })).toString()).toBe("234");
+      expect((await store.head("velero", "a/k")).etag).toBe(md5("0123456789"));
+      expect((await failure(store.head("velero", "a/missing"))).code).toBe("NoSuchKey");
+      expect((await failure(store.head("velero", "missing/k"))).code).toBe("NoSuchKey");
+      expect((await failure(store.head("nobucket", "k"))).code).toBe("NoSuchBucket");
+    } finally {
+      await store.close();
+    }
   });
 
   it("opens read-only without creating anything", async () => {

@@ -77,6 +77,36 @@ afterAll(async () => {
 
 const body = (text: string) => Readable.from([Buffer.from(text)]);
 
+/** Starts a SWAPPER on `targets`; the function it returns stops it and gives its count of swaps. */
+function startSwapper(targets: string[]): () => Promise<number> {
+  const stop = new Int32Array(new SharedArrayBuffer(4));
+  const swapper = new Worker(SWAPPER, { eval: true, workerData: { stop: stop.buffer, outside, targets } });
+  const swaps = new Promise<number>((resolve, reject) => {
+    swapper.once("message", resolve);
+    swapper.once("error", reject);
+  });
+  return () => {
+    Atomics.store(stop, 0, 1);
+    return swaps;
+  };
+}
+
+/** Counts the failed results by code in `failures`, each of which must be a client error; returns how many succeeded. */
+function tally(results: Array<PromiseSettledResult<unknown>>, failures: Map<string, number>): number {
+  let succeeded = 0;
+  for (const result of results) {
+    if (result.status === "fulfilled") {
+      succeeded++;
+      continue;
+    }
+    const err: unknown = result.reason;
+    expect(toS3Error(err).status, `a request failed as a server error: ${String(err)}`).toBeLessThan(500);
+    const code = err instanceof StorageError ? err.code : toS3Error(err).code;
+    failures.set(code, (failures.get(code) ?? 0) + 1);
+  }
+  return succeeded;
+}
+
 /** One request through the swapped folder; anything it throws must be a client error. */
 const OPERATIONS: Array<(i: number) => Promise<unknown>> = [
   (i) => store.put("bkt", "dir/a", body(`put ${i}`)),
@@ -100,40 +130,54 @@ describe("a folder swapped for a symlink to outside the root while requests use 
     const before = snapshot(outside);
     await store.put("bkt", "dir/a", body("first"));
     const digest = keyDigest("dir/a");
-    const stop = new Int32Array(new SharedArrayBuffer(4));
-    const swapper = new Worker(SWAPPER, {
-      eval: true,
-      // The key's folder, and the metadata folder of its records.
-      workerData: { stop: stop.buffer, outside, targets: [join(root, "bkt", "dir"), join(root, INTERNAL_DIR, "meta", "bkt", digest.slice(0, 2))] },
-    });
-    const swaps = new Promise<number>((resolve, reject) => {
-      swapper.once("message", resolve);
-      swapper.once("error", reject);
-    });
+    // The key's folder, and the metadata folder of its records.
+    const stopSwapper = startSwapper([join(root, "bkt", "dir"), join(root, INTERNAL_DIR, "meta", "bkt", digest.slice(0, 2))]);
     const failures = new Map<string, number>();
     let succeeded = 0;
+    let swapped: number;
     try {
       for (let round = 0; round < 60; round++) {
-        const results = await Promise.allSettled(OPERATIONS.map((operation) => operation(round)));
-        for (const result of results) {
-          if (result.status === "fulfilled") {
-            succeeded++;
-            continue;
-          }
-          const err: unknown = result.reason;
-          const status = toS3Error(err).status;
-          expect(status, `a request failed as a server error: ${String(err)}`).toBeLessThan(500);
-          const code = err instanceof StorageError ? err.code : toS3Error(err).code;
-          failures.set(code, (failures.get(code) ?? 0) + 1);
-        }
+        succeeded += tally(await Promise.allSettled(OPERATIONS.map((operation) => operation(round))), failures);
         expect(snapshot(outside), `round ${round}: the folder outside the root changed`).toEqual(before);
       }
     } finally {
-      Atomics.store(stop, 0, 1);
+      swapped = await stopSwapper();
     }
-    const swapped = await swaps;
     console.log(`symlink race: ${swapped} swaps, ${succeeded} requests done, failures ${JSON.stringify(Object.fromEntries(failures))}`);
     expect(swapped).toBeGreaterThan(0);
+    expect(snapshot(outside)).toEqual(before);
+  });
+
+  it("keeps multipart parts written in place (and their Complete) inside the root when the upload's folder is swapped", { timeout: 60_000 }, async () => {
+    const before = snapshot(outside);
+    const failures = new Map<string, number>();
+    let swapped = 0;
+    let inPlace = 0;
+    for (let round = 0; round < 30; round++) {
+      const key = `mp-in-place${round % 2}`;
+      const uploadId = await uploads.create({ bucket: "bkt", key, userMetadata: {} });
+      // The first part fixes the slot size, so the later ones go to the upload's data file.
+      await uploads.uploadPart("bkt", key, uploadId, 1, body("11111111"), { expectedSize: 8 });
+      const stopSwapper = startSwapper([join(root, INTERNAL_DIR, "uploads", uploadId)]);
+      const results: Array<PromiseSettledResult<unknown>> = [];
+      try {
+        const parts = await Promise.allSettled([2, 3].map((n) => uploads.uploadPart("bkt", key, uploadId, n, body(`${n}`.repeat(n === 3 ? 4 : 8)), { expectedSize: n === 3 ? 4 : 8 })));
+        results.push(...parts);
+        const listed = await uploads.listParts("bkt", key, uploadId).catch(() => undefined);
+        if (listed) {
+          inPlace += listed.parts.filter((p) => p.offset !== undefined).length;
+          results.push(...(await Promise.allSettled([uploads.complete("bkt", key, uploadId, listed.parts.map((p) => ({ partNumber: p.partNumber, etag: p.etag })))])));
+        }
+      } finally {
+        swapped += await stopSwapper();
+      }
+      tally(results, failures);
+      await uploads.abort("bkt", key, uploadId).catch(() => undefined);
+      expect(snapshot(outside), `round ${round}: the folder outside the root changed`).toEqual(before);
+    }
+    console.log(`symlink race (parts in place): ${swapped} swaps, ${inPlace} parts in place, failures ${JSON.stringify(Object.fromEntries(failures))}`);
+    expect(swapped).toBeGreaterThan(0);
+    expect(inPlace).toBeGreaterThan(0);
     expect(snapshot(outside)).toEqual(before);
   });
 });
