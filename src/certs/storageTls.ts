@@ -1,5 +1,5 @@
 import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
-import { KubeRequestError, kubeRequest } from "../kube/request.js";
+import { KubeRequestError, kubeGetOptional, kubeRequest } from "../kube/request.js";
 import type { Logger } from "../server/logger.js";
 import { decodeKeys, encodeKeys, type TlsSecretData } from "./rotation.js";
 import { applyStorageTls, planStorageTls, STORAGE_TLS_KEYS, type StorageTlsSettings } from "./storageRotation.js";
@@ -20,14 +20,6 @@ interface BackupStorageLocation extends KubernetesObject {
   spec?: { objectStorage?: { caCert?: string } };
 }
 
-async function getOrUndefined<T>(kc: KubeConfig, path: string): Promise<T | undefined> {
-  try {
-    return (await kubeRequest(kc, "GET", path)).body as T;
-  } catch (err) {
-    if (err instanceof KubeRequestError && err.status === 404) return undefined;
-    throw err;
-  }
-}
 
 /**
  * Issues and renews the storage's serving certificate from the webhook's self-managed CA, run by the
@@ -45,7 +37,7 @@ export class StorageTlsIssuer {
     const { kc, log, namespace, secretName, settings, location } = this.options;
     const bundle = webhook["ca.crt"];
     const locationInSync = await this.publishToLocation(bundle);
-    const secret = await getOrUndefined<Secret>(kc, `${secretsOf(namespace)}/${encodeURIComponent(secretName)}`);
+    const secret = await kubeGetOptional<Secret>(kc, `${secretsOf(namespace)}/${encodeURIComponent(secretName)}`);
     const current = decodeKeys(secret?.data, STORAGE_TLS_KEYS);
     const published = current?.["ca.crt"] === bundle && locationInSync;
     if (!published) this.published = undefined;
@@ -64,7 +56,7 @@ export class StorageTlsIssuer {
     const { kc, log, location } = this.options;
     if (!location) return true;
     const path = `/apis/velero.io/v1/namespaces/${encodeURIComponent(location.namespace)}/backupstoragelocations/${encodeURIComponent(location.name)}`;
-    const bsl = await getOrUndefined<BackupStorageLocation>(kc, path);
+    const bsl = await kubeGetOptional<BackupStorageLocation>(kc, path);
     if (!bsl) return true; // not applied yet: NOTES prints it with the bundle
     const caCert = Buffer.from(bundle).toString("base64");
     if (bsl.spec?.objectStorage?.caCert === caCert) return true;

@@ -1,7 +1,7 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "../server/logger.js";
 import { microTime } from "./microTime.js";
-import { KubeRequestError, kubeRequest } from "./request.js";
+import { KubeRequestError, kubeGetOptional, kubeRequest } from "./request.js";
 
 /** The fields of a coordination.k8s.io/v1 Lease that election reads and writes. */
 export interface LeaseSpec {
@@ -116,13 +116,8 @@ export class LeaderElector {
     else this.options.onStopLeading();
   }
 
-  private async read(): Promise<Lease | undefined> {
-    try {
-      return (await kubeRequest(this.kc, "GET", `${this.path}/${encodeURIComponent(this.options.name)}`)).body as Lease;
-    } catch (err) {
-      if (err instanceof KubeRequestError && err.status === 404) return undefined;
-      throw err;
-    }
+  private read(): Promise<Lease | undefined> {
+    return kubeGetOptional<Lease>(this.kc, `${this.path}/${encodeURIComponent(this.options.name)}`);
   }
 
   /** True when we hold the Lease after this round; a lost write race (409) means someone else does. */

@@ -73,3 +73,13 @@ export async function kubeRequest(
     req.end(payload);
   });
 }
+
+/** GET of one object: its body, or undefined when the apiserver says it does not exist (404). */
+export async function kubeGetOptional<T>(kc: KubeConfig, path: string): Promise<T | undefined> {
+  try {
+    return (await kubeRequest(kc, "GET", path)).body as T;
+  } catch (err) {
+    if (err instanceof KubeRequestError && err.status === 404) return undefined;
+    throw err;
+  }
+}

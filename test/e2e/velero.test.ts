@@ -10,7 +10,7 @@ import type { KubeConfig} from "@kubernetes/client-node";
 import { type KubernetesObject } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyObjects, parseManifests } from "../../src/kube/apply.js";
-import { KubeRequestError, kubeRequest } from "../../src/kube/request.js";
+import { KubeRequestError, kubeGetOptional, kubeRequest } from "../../src/kube/request.js";
 import { veleroPaths } from "../cluster/binaries.js";
 import { startControlPlane, type ControlPlane } from "../cluster/controlPlane.js";
 import { installAppSnapshotsCrds } from "../cluster/crds.js";
@@ -66,21 +66,13 @@ function randomKey(length: number, alphabet: string): string {
   return [...randomBytes(length)].map((b) => alphabet[b % alphabet.length]).join("");
 }
 
-async function get<T>(kc: KubeConfig, apiPath: string): Promise<T | undefined> {
-  try {
-    return (await kubeRequest(kc, "GET", apiPath)).body as T;
-  } catch (err) {
-    if (err instanceof KubeRequestError && err.status === 404) return undefined;
-    throw err;
-  }
-}
 
 const veleroPath = (kind: string, name = "") => `/apis/velero.io/v1/namespaces/${VELERO_NAMESPACE}/${kind}${name ? `/${name}` : ""}`;
 
 async function terminalPhase(kc: KubeConfig, kind: "backups" | "restores", name: string, timeoutMs = 180_000): Promise<VeleroObject> {
   const terminal = ["Completed", "PartiallyFailed", "Failed", "FailedValidation"];
   return until(`${kind}/${name} to finish`, async () => {
-    const object = await get<VeleroObject>(kc, veleroPath(kind, name));
+    const object = await kubeGetOptional<VeleroObject>(kc, veleroPath(kind, name));
     return object && terminal.includes(object.status?.phase ?? "") ? object : undefined;
   }, timeoutMs, 500);
 }
@@ -299,7 +291,7 @@ describe("Velero end to end: backup, download links and restore through app-snap
     const available = await until(
       "the BackupStorageLocation to be Available",
       async () => {
-        const object = await get<VeleroObject>(kc, veleroPath("backupstoragelocations", location.metadata.name));
+        const object = await kubeGetOptional<VeleroObject>(kc, veleroPath("backupstoragelocations", location.metadata.name));
         return object?.status?.phase === "Available" ? object : undefined;
       },
       90_000,
@@ -337,7 +329,7 @@ describe("Velero end to end: backup, download links and restore through app-snap
     expect(lvp.warnings.join("\n")).toContain(`on Velero ${veleroPaths().version} local-volume-provider keeps resource and CSI backups working`);
     const twin = await kubeRequest(kc, "POST", `${veleroPath("backupstoragelocations")}?dryRun=All`, { ...location, metadata: { name: "same-place", namespace: VELERO_NAMESPACE }, spec: { ...spec, default: false } });
     expect(twin.warnings.join("\n")).toMatch(new RegExp(`is also used by BackupStorageLocation ${VELERO_NAMESPACE}/${location.metadata.name}`));
-    for (const name of ["typo", "nested", "lvp-hostpath", "same-place"]) expect(await get(kc, veleroPath("backupstoragelocations", name))).toBeUndefined();
+    for (const name of ["typo", "nested", "lvp-hostpath", "same-place"]) expect(await kubeGetOptional(kc, veleroPath("backupstoragelocations", name))).toBeUndefined();
   });
 
   it("writes the policy's annotations into the shop's pods at admission, and the fake node runs the one that fits", async () => {
@@ -346,7 +338,7 @@ describe("Velero end to end: backup, download links and restore through app-snap
     await until("the webhook to know the policy", async () => ((await fetch(`${webhook.healthUrl}/metrics`).then((r) => r.text())).match(/app_snapshots_policies_loaded\{kind="SnapshotPolicy"\} 1/) ? true : undefined));
     await applyObjects(kc, shopObjects());
     const postgres = await until("shop/postgres-0 to run", async () => {
-      const pod = await get<PodLike>(kc, "/api/v1/namespaces/shop/pods/postgres-0");
+      const pod = await kubeGetOptional<PodLike>(kc, "/api/v1/namespaces/shop/pods/postgres-0");
       return pod?.status?.phase === "Running" ? pod : undefined;
     });
     const annotations = postgres.metadata.annotations ?? {};
@@ -360,7 +352,7 @@ describe("Velero end to end: backup, download links and restore through app-snap
     expect(annotations["init.hook.restore.velero.io/container-image"]).toBeUndefined();
     expect(JSON.parse(annotations["appsnapshots.io/restore-hook"]!)).toMatchObject({ name: "restore-prepare", image: "busybox:1.36", command: policy.spec.hooks.initRestore.command });
     expect(annotations["backup.velero.io/backup-volumes"]).toBeUndefined();
-    const replica = (await get<PodLike>(kc, "/api/v1/namespaces/shop/pods/replica-0"))!;
+    const replica = (await kubeGetOptional<PodLike>(kc, "/api/v1/namespaces/shop/pods/replica-0"))!;
     expect(replica.metadata.annotations?.["backup.velero.io/backup-volumes"]).toBe("data");
     expect(replica.metadata.annotations?.["pre.hook.backup.velero.io/command"]).toBeUndefined();
     expect(replica.spec.nodeName ?? "").toBe("");
@@ -408,7 +400,7 @@ describe("Velero end to end: backup, download links and restore through app-snap
     await run("tar", ["-xzf", path.join(dir, "shop-1.tar.gz"), "-C", backedUp]);
     const original = (name: string) => JSON.parse(readFileSync(path.join(backedUp, "resources", "pods", "namespaces", "shop", `${name}.json`), "utf8")) as PodLike;
     for (const name of ["postgres-0", "replica-0"]) {
-      const restored = (await get<PodLike>(kc, `/api/v1/namespaces/shop-restored/pods/${name}`))!;
+      const restored = (await kubeGetOptional<PodLike>(kc, `/api/v1/namespaces/shop-restored/pods/${name}`))!;
       expect(restored.metadata.labels?.["velero.io/restore-name"]).toBe("shop-restore");
       expect(restored.metadata.labels?.["velero.io/backup-name"]).toBe("shop-1");
       const before = original(name).metadata.annotations ?? {};
@@ -421,7 +413,7 @@ describe("Velero end to end: backup, download links and restore through app-snap
       expect(changed).toEqual([]);
       log(`restored ${name}: annotations changed on the way back: ${changed.length ? changed.join(", ") : "none"}; init containers: ${(restored.spec.initContainers ?? []).map((c) => c.name).join(", ") || "none"}`);
     }
-    const postgres = (await get<PodLike>(kc, "/api/v1/namespaces/shop-restored/pods/postgres-0"))!;
+    const postgres = (await kubeGetOptional<PodLike>(kc, "/api/v1/namespaces/shop-restored/pods/postgres-0"))!;
     // Our webhook inserted the init-restore hook from the annotation that travelled in the backup (no
     // policy is needed at restore time), hardened for Pod Security "restricted".
     expect(postgres.spec.initContainers?.map((c) => [c.name, c.image])).toEqual([["restore-prepare", "busybox:1.36"]]);
@@ -433,9 +425,9 @@ describe("Velero end to end: backup, download links and restore through app-snap
     log(`pod webhook during the restore: ${admissionsAfter.requests - admissionsBefore.requests} admissions, ${admissionsAfter.patches - admissionsBefore.patches} patched`);
     expect(admissionsAfter.requests - admissionsBefore.requests).toBeGreaterThanOrEqual(2);
     expect(admissionsAfter.patches - admissionsBefore.patches).toBe(2);
-    const replica = (await get<PodLike>(kc, "/api/v1/namespaces/shop-restored/pods/replica-0"))!;
+    const replica = (await kubeGetOptional<PodLike>(kc, "/api/v1/namespaces/shop-restored/pods/replica-0"))!;
     expect(replica.spec.initContainers?.map((c) => c.name)).toEqual(["restore-prepare"]);
-    expect(await get(kc, "/apis/appsnapshots.io/v1alpha1/namespaces/shop-restored/snapshotpolicies/databases")).toBeDefined();
+    expect(await kubeGetOptional(kc, "/apis/appsnapshots.io/v1alpha1/namespaces/shop-restored/snapshotpolicies/databases")).toBeDefined();
   });
 
   it("deletes a backup from our store with velero backup delete, and nothing else", async () => {
@@ -448,7 +440,7 @@ describe("Velero end to end: backup, download links and restore through app-snap
     expect(doomed.length).toBeGreaterThan(5);
 
     await velero(kubeconfigPath, ["backup", "delete", "shop-1", "--confirm"]);
-    await until("backup shop-1 to be gone", async () => ((await get(kc, veleroPath("backups", "shop-1"))) === undefined ? true : undefined), 120_000, 500);
+    await until("backup shop-1 to be gone", async () => ((await kubeGetOptional(kc, veleroPath("backups", "shop-1"))) === undefined ? true : undefined), 120_000, 500);
     const after = await listAll(s3, BUCKET);
     const expected = new Map([...before].filter(([key]) => !doomed.includes(key)));
     expect(after).toEqual(expected);
@@ -462,7 +454,7 @@ describe("Velero end to end: backup, download links and restore through app-snap
     { name: "bulk-1", crashAfter: "bulk-1-logs.gz" },
     { name: "bulk-2", crashAfter: "velero-backup.json" },
   ])("survives a storage crash in the middle of backup $name (once $crashAfter is stored): Completed after retries or Failed with a reason, no partial object, the next backup succeeds", async ({ name, crashAfter }) => {
-    if (!(await get(kc, "/api/v1/namespaces/bulk"))) {
+    if (!(await kubeGetOptional(kc, "/api/v1/namespaces/bulk"))) {
       // About 8 MiB of incompressible data, so the tarball goes up as a multipart upload.
       const bulk: KubernetesObject[] = [{ apiVersion: "v1", kind: "Namespace", metadata: { name: "bulk" } }];
       for (let i = 0; i < 12; i++) {
@@ -555,7 +547,7 @@ describe("Velero end to end: backup, download links and restore through app-snap
       } as KubernetesObject,
     ]);
     const source = await until("files/files-0 to run", async () => {
-      const pod = await get<PodLike>(kc, "/api/v1/namespaces/files/pods/files-0");
+      const pod = await kubeGetOptional<PodLike>(kc, "/api/v1/namespaces/files/pods/files-0");
       return pod?.status?.phase === "Running" ? pod : undefined;
     });
     expect(source.metadata.annotations?.["backup.velero.io/backup-volumes"]).toBe("data");
@@ -586,7 +578,7 @@ describe("Velero end to end: backup, download links and restore through app-snap
     await velero(kubeconfigPath, ["restore", "create", "files-restore", "--from-backup", "files-1", "--namespace-mappings", "files:files-restored", "--wait"]);
     const restore = await terminalPhase(kc, "restores", "files-restore", 240_000);
     expect(restore.status?.phase, JSON.stringify(restore.status)).toBe("Completed");
-    const restored = (await get<PodLike>(kc, "/api/v1/namespaces/files-restored/pods/files-0"))!;
+    const restored = (await kubeGetOptional<PodLike>(kc, "/api/v1/namespaces/files-restored/pods/files-0"))!;
     expect(restored.spec.initContainers?.[0]?.name).toBe("restore-wait");
     const admissionsAfter = await podAdmissions(webhook);
     log(`pod webhook during the restore: ${admissionsAfter.requests - admissionsBefore.requests} admissions (the restored pod and node-agent's data-path pod), ${admissionsAfter.patches - admissionsBefore.patches} patched`);
@@ -595,7 +587,7 @@ describe("Velero end to end: backup, download links and restore through app-snap
     const pvrs = ((await kubeRequest(kc, "GET", `${veleroPath("podvolumerestores")}?labelSelector=velero.io%2Frestore-name%3Dfiles-restore`)).body as { items: Array<{ spec: { volume: string }; status: { phase: string } }> }).items;
     expect(pvrs.map((p) => [p.spec.volume, p.status.phase])).toEqual([["data", "Completed"]]);
     // restore-wait finishes once .velero/<restore UID> is in the volume, and removes that folder.
-    await until("the restored pod to run", async () => ((await get<PodLike>(kc, "/api/v1/namespaces/files-restored/pods/files-0"))?.status?.phase === "Running" ? true : undefined), 30_000);
+    await until("the restored pod to run", async () => ((await kubeGetOptional<PodLike>(kc, "/api/v1/namespaces/files-restored/pods/files-0"))?.status?.phase === "Running" ? true : undefined), 30_000);
     // The restored volume is the original plus the dump the pre-backup hook wrote before kopia's
     // snapshot; the post-backup hook removed it from the live volume afterwards.
     const dump = original["db/wal/000001"]!;

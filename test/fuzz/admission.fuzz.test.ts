@@ -8,7 +8,7 @@ import { createMetricsRegistry } from "../../src/server/metrics.js";
 import { createReview, fixturePod, policyYaml, stateFrom } from "../unit/pods/support.js";
 import { awsSpec, bsl, veleroReview, veleroState } from "../unit/velero/support.js";
 import { fileBudgetSeconds, fuzz, fuzzTimeoutMs } from "./support/budget.js";
-import { errorCollectingLogger } from "./support/errorLog.js";
+import { errorCollectingLogger } from "../logging/collectingLogger.js";
 import { exchange } from "./support/exchange.js";
 import { applyJsonMutations, jsonMutations, serialize } from "./support/jsonMutate.js";
 import { applyMutations, mutations } from "./support/mutate.js";

@@ -13,7 +13,7 @@ import { keyFromFile } from "../../src/storage/signingKeys.js";
 import { ObjectStore } from "../../src/storage/store.js";
 import { lvpPluginSign } from "../storage/lvpPluginSign.js";
 import { fileBudgetSeconds, fuzz, fuzzTimeoutMs } from "./support/budget.js";
-import { errorCollectingLogger } from "./support/errorLog.js";
+import { errorCollectingLogger } from "../logging/collectingLogger.js";
 import { exchange } from "./support/exchange.js";
 import { applyMutations, mutations } from "./support/mutate.js";
 

@@ -7,7 +7,7 @@ import { startS3, type S3TestServer } from "../s3/harness.js";
 import { bodyOf, rawSend, requestHead } from "../s3/inspect.js";
 import { signedChunkedPut, signRequest, unsignedTrailerBody, type RawRequest } from "../s3/signer.js";
 import { fileBudgetSeconds, fuzz, fuzzTimeoutMs } from "./support/budget.js";
-import { errorCollectingLogger } from "./support/errorLog.js";
+import { errorCollectingLogger } from "../logging/collectingLogger.js";
 import { exchange, type Exchanged } from "./support/exchange.js";
 import { applyMutations, mutations, type Mutations } from "./support/mutate.js";
 import { expectNoPartialWrites } from "./support/storeOracle.js";

@@ -1,12 +1,11 @@
 import http from "node:http";
-import { Writable } from "node:stream";
 import express from "express";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { admissionApp, answerDeadlineMs, clientErrorsOnly } from "../../../src/admission/server.js";
 import { WARNING_PREFIX, formatWarnings } from "../../../src/admission/warnings.js";
 import { createAdmissionMetrics } from "../../../src/admission/metrics.js";
 import { listen, type RunningServer } from "../../../src/server/http.js";
-import { createLogger } from "../../../src/server/logger.js";
+import { collectingLogger } from "../../logging/collectingLogger.js";
 import { createMetricsRegistry } from "../../../src/server/metrics.js";
 import type { ClusterState } from "../../../src/admission/state.js";
 import type { AdmissionReview } from "../../../src/admission/review.js";
@@ -18,17 +17,7 @@ const registry = createMetricsRegistry({ defaultMetrics: false });
 const metrics = createAdmissionMetrics(registry);
 let state: () => ClusterState = () => stateFrom(policyYaml("p", "{}"));
 let server: RunningServer;
-const lines: string[] = [];
-const log = createLogger({
-  level: "debug",
-  pretty: false,
-  destination: new Writable({
-    write(chunk: Buffer, _enc, done) {
-      lines.push(chunk.toString());
-      done();
-    },
-  }),
-});
+const { log, lines } = collectingLogger("debug");
 const logged = () => lines.map((l) => JSON.parse(l) as { msg: string; uid?: string; err?: { message?: string } });
 const podWarnings: Array<{ uid: string; warnings: readonly string[] }> = [];
 let onPodWarnings: (review: AdmissionReview, warnings: readonly string[]) => void = (review, warnings) => podWarnings.push({ uid: review.request.uid, warnings });
