@@ -1,5 +1,6 @@
 // The chart on the real node: our image (from `make image`) imported under the chart's default repository and
 // tag, and `helm install` with only the storage volume set, as a cluster admin would run it.
+import { X509Certificate } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import tls from "node:tls";
@@ -71,13 +72,14 @@ export function storageCaBundle(kc: KubeConfig): Promise<string> {
 }
 
 /**
- * The SHA-256 fingerprint of the certificate host:port serves, when `ca` verifies it for `servername` (without one,
- * for the address itself: an IP SAN); undefined when it does not or nothing answers.
+ * The certificate host:port serves. With `ca`, only when `ca` verifies it (chain, expiry, and the name: `servername`,
+ * or without one the address itself, an IP SAN); without, whatever is served. Undefined when nothing (valid) answers.
  */
-export function servedCertificate(host: string, port: number, ca: string, servername?: string): Promise<string | undefined> {
+export function servedCertificate(host: string, port: number, options: { ca?: string; servername?: string } = {}): Promise<X509Certificate | undefined> {
   return new Promise((resolve) => {
-    const socket = tls.connect({ host, port, ca, servername }, () => {
-      resolve(socket.getPeerCertificate().fingerprint256);
+    const verify = options.ca !== undefined;
+    const socket = tls.connect({ host, port, ca: options.ca, servername: options.servername, rejectUnauthorized: verify }, () => {
+      resolve(new X509Certificate(socket.getPeerCertificate().raw));
       socket.end();
     });
     socket.setTimeout(5_000, () => socket.destroy());

@@ -130,7 +130,7 @@ export class VeleroScenario {
     const caFile = path.join(this.folder("app-snapshots-storage-ca-"), "ca.crt");
     writeFileSync(caFile, ca);
     this.cacert = ["--cacert", caFile];
-    await until(`the storage's certificate naming ${storageIp}`, () => servedCertificate(storageIp, 9000, ca), 120_000, 1_000);
+    await until(`the storage's certificate naming ${storageIp}`, () => servedCertificate(storageIp, 9000, { ca }), 120_000, 1_000);
 
     const since = Date.now();
     const kubeletRoot = runPath("kubelet");
