@@ -12,6 +12,7 @@ import { applyObjects, parseManifests } from "../../src/kube/apply.js";
 import { kubeRequest } from "../../src/kube/request.js";
 import { cacheDir, pinnedVersions, repoRoot } from "../cluster/binaries.js";
 import { freePort, startChild, type Child } from "../cluster/processes.js";
+import { until } from "../cluster/wait.js";
 
 const NAMESPACE = "kyverno";
 const PEERS = path.join(repoRoot, "test", "bench", "peers");
@@ -53,16 +54,10 @@ export async function startKyverno(kc: KubeConfig, kubeconfigPath: string, logDi
   const child = startChild("kyverno", path.join(cacheDir, "bin", `kyverno-${pinnedVersions().KYVERNO}`), args, path.join(logDir, "kyverno.log"), env);
   // The policy is admitted through Kyverno's own policy webhook, so it goes in once Kyverno answers.
   const policy = parseManifests(readFileSync(path.join(PEERS, "backup-all-volumes.yaml"), "utf8"));
-  const deadline = Date.now() + 120_000;
-  for (;;) {
+  await until("kyverno to admit its policy", async () => {
     if (child.process.exitCode !== null) throw new Error(`kyverno exited:\n${child.tail()}`);
-    try {
-      await applyObjects(kc, policy);
-      break;
-    } catch (err) {
-      if (Date.now() > deadline) throw new Error(`kyverno did not admit its policy in 120 s: ${(err as Error).message}\n${child.tail()}`, { cause: err });
-      await new Promise((resolve) => setTimeout(resolve, 1_000));
-    }
-  }
+    await applyObjects(kc, policy);
+    return true;
+  }, 120_000, 1_000);
   return child;
 }
